@@ -1,0 +1,45 @@
+# bart-pretrain: one short recipe per target. `make pretrain` works as the first command on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+# The CPU wheel by default; GPU users: make setup TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'
+TORCH  ?= torch==2.13.0
+BIN     = $(VENV)/bin
+DATA   ?= data
+PRETRAIN_CONFIG ?= configs/pretrain/tiny.yaml
+FINETUNE_CONFIG ?= configs/finetune/debian_tiny.yaml
+
+.PHONY: setup data pretrain finetune-summarize test bench lint format clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+data: $(DATA)/manifest.json
+
+$(DATA)/manifest.json: | setup
+	$(BIN)/bart-pretrain build-data --out $(DATA)
+
+pretrain: setup data
+	$(BIN)/bart-pretrain pretrain -c $(PRETRAIN_CONFIG)
+
+finetune-summarize: setup data
+	$(BIN)/bart-pretrain finetune -c $(FINETUNE_CONFIG) --compare_scratch true
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m bart_pretrain.bench
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""The noising contract: the document type, the context of special ids, and the base class of every noise.
+
+A noise is a frozen dataclass whose fields are its hyper-parameters (validated in ``__post_init__``), called
+as ``noise(doc, rng, ctx)``. It returns a NEW :class:`Document` and never mutates its input. See DESIGN.md 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Document:
+    """Token ids ``<s> ... </s>`` plus the structure a corruption may need.
+
+    tokens: int64 ``[L]``; ``tokens[0]`` is ``<s>``, ``tokens[-1]`` is ``</s>`` (L >= 2).
+    word_starts: bool ``[L]``; True where a token begins a word. Always False at ``<s>`` and ``</s>``.
+    sentence_starts: int64 ``[K]``; sorted, strictly increasing start offsets of the K sentences in ``tokens``.
+        The first is 1 (just after ``<s>``); sentence k spans ``[sentence_starts[k], sentence_starts[k+1])``
+        and the last one ends at ``L - 1`` (before ``</s>``). Empty when the document has no content tokens.
+    """
+
+    tokens: np.ndarray
+    word_starts: np.ndarray
+    sentence_starts: np.ndarray
+
+    @classmethod
+    def from_lists(cls, tokens, word_starts=None, sentence_starts=None) -> Document:
+        """Build from Python lists; defaults: every content token starts a word, one sentence."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if word_starts is None:
+            word_starts = np.ones(len(tokens), dtype=bool)
+            word_starts[[0, -1]] = False
+        if sentence_starts is None:
+            sentence_starts = [1] if len(tokens) > 2 else []
+        return cls(tokens, np.asarray(word_starts, dtype=bool), np.asarray(sentence_starts, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def replace(self, **changes) -> Document:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class NoiseContext:
+    """Runtime facts a noise needs, from the tokenizer and the data config."""
+
+    bos_id: int = 0
+    pad_id: int = 1
+    eos_id: int = 2
+    unk_id: int = 3
+    mask_id: int = 4
+    vocab_size: int = 5
+    max_length: int = 1024
+    """Longest allowed document (tokens, with ``<s>``/``</s>``); insertion never grows a document past it."""
+
+    def __post_init__(self):
+        if self.vocab_size <= max(self.special_ids):
+            raise ValueError(f"vocab_size={self.vocab_size} must exceed every special id {self.special_ids}")
+        if self.max_length < 2:
+            raise ValueError(f"max_length={self.max_length}: must be >= 2 (room for <s> and </s>)")
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        return (self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id)
+
+    def random_tokens(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` ids drawn uniformly from the vocabulary with every special id excluded."""
+        specials = np.unique(np.asarray(self.special_ids, dtype=np.int64))
+        draws = rng.integers(0, self.vocab_size - len(specials), size=n, dtype=np.int64)
+        # Shift each draw past the specials at or below it: a bijection onto the non-special ids.
+        for s in specials:
+            draws += draws >= s
+        return draws
+
+
+class Noise:
+    """Base class of every corruption. Subclasses are frozen dataclasses and implement ``__call__``."""
+
+    def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
+        raise NotImplementedError
+
+
+def check_fraction(owner: object, field: str, value: float) -> None:
+    """Raise ``ValueError`` unless ``0 <= value <= 1``, naming the noise, the field and the value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{type(owner).__name__}.{field}={value!r}: must be a number in [0, 1]")
+
+
+def check_choice(owner: object, field: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{type(owner).__name__}.{field}={value!r}: must be one of {sorted(allowed)}")
+
+
+def check_positive(owner: object, field: str, value: float, *, strict: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 if strict else value >= 0)
+    if not ok:
+        raise ValueError(f"{type(owner).__name__}.{field}={value!r}: must be a number {'>' if strict else '>='} 0")
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator for sample ``index`` in ``epoch``: a pure function of the three, independent of workers."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))
