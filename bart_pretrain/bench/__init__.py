@@ -1,0 +1,1 @@
+"""`make bench`: speed figures as ratios against reference implementations measured in the same run."""
