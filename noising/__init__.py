@@ -1,8 +1,65 @@
 """BART's document corruptions as small, typed, reproducible functions (numpy only).
 
-See ``noising.base`` for the contract. This module is filled in by the noising package work (issue 3).
+A noise is a frozen dataclass (validated hyper-parameters) called as ``noise(doc, rng, ctx)`` -> new
+:class:`Document`; a :class:`Pipeline` applies several in order; :func:`build_pipeline` builds one from config
+specs (short names or import paths; plug-ins through the ``bart_pretrain.noising`` entry-point group);
+:mod:`noising.testing` is the contract test for plug-in authors. See DESIGN.md section 3 and the README guide.
+
+Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoising_dataset.py):
+
+1. Seeding: one ``numpy.random.Generator`` per sample from ``SeedSequence([seed, epoch, index])``
+   (:func:`sample_rng`), passed explicitly; fairseq reseeds the global numpy RNG and also draws from torch's
+   global RNG, which workers and ranks share. Streams differ from fairseq's, so outputs are not bit-equal.
+2. Order is configured, not hard-coded: fairseq always permutes sentences BEFORE masking; our BART-large
+   recipe infills first, then permutes (the spans then move with their sentence).
+3. Sentences come from ``doc.sentence_starts`` (a real splitter at tokenization time), not from a full-stop
+   token id, so permutation works with any tokenizer. Words come from ``doc.word_starts``, not from a
+   GPT-2-specific "begins with a space" table; the first content token always starts a word.
+4. Text infilling: spans never overlap and the budget ``ceil(ratio * words)`` is EXACTLY what is covered
+   (fairseq draws span starts independently, so spans overlap and cover ~27% instead of 30%). Span
+   placement is uniform over non-overlapping arrangements; a span never runs past ``</s>``.
+5. 0-length spans insert their mask at a word boundary chosen with the other spans (fairseq inserts them
+   anywhere, with ``add_insertion_noise``, and makes ``ceil(n * random_ratio)`` of them random, i.e. at least
+   one as soon as ``mask_random > 0``). Ours: each span, 0-length or not, is random with chance ``mask_random``.
+6. Random replacements never draw a special id (``ctx.random_tokens``); fairseq draws from ``[1, vocab)``,
+   which includes <pad>, </s>, <unk>, <mask> and fairseq's ``madeupword`` fillers.
+7. Random insertion never grows a document past ``ctx.max_length``; it inserts ``ceil(ratio * content
+   tokens)`` (fairseq counts <s>/</s> too) and picks random tokens per insert with chance ``random_ratio``
+   (fairseq: exactly ``ceil(n * random_ratio)``).
+8. Document rotation picks the new first token uniformly among content tokens (fairseq's offsets 1 and
+   L - 1 both leave the document unchanged, so "no rotation" is twice as likely as any rotation).
+9. Sentence permutation: ``ceil(ratio * sentences)`` sentences are shuffled among their own places, as in
+   fairseq; empty sentences are ignored and dropped from the output's ``sentence_starts``.
+10. Token masking and token deletion are their own noises with an exact count ``ceil(ratio * units)``
+    (fairseq reaches them through ``add_whole_word_mask`` with ``replace_length`` -1 / 0 and 1-long spans).
+    Token masking can also keep a share unchanged (``keep_ratio``, BERT's 10%); fairseq cannot.
+11. A budget of 0 (ratio 0, or a document with no content) returns the input unchanged; fairseq crashes on
+    some edge cases (more spans than word starts trips an assertion).
 """
 
 from noising.base import Document, Noise, NoiseContext, sample_rng
+from noising.document_rotation import DocumentRotation
+from noising.pipeline import Pipeline, build_pipeline
+from noising.random_insertion import RandomInsertion
+from noising.registry import available, register
+from noising.sentence_permutation import SentencePermutation
+from noising.text_infilling import TextInfilling
+from noising.token_deletion import TokenDeletion
+from noising.token_masking import TokenMasking
 
-__all__ = ["Document", "Noise", "NoiseContext", "sample_rng"]
+__all__ = [
+    "Document",
+    "DocumentRotation",
+    "Noise",
+    "NoiseContext",
+    "Pipeline",
+    "RandomInsertion",
+    "SentencePermutation",
+    "TextInfilling",
+    "TokenDeletion",
+    "TokenMasking",
+    "available",
+    "build_pipeline",
+    "register",
+    "sample_rng",
+]

@@ -102,6 +102,12 @@ def check_positive(owner: object, field: str, value: float, *, strict: bool = Tr
         raise ValueError(f"{type(owner).__name__}.{field}={value!r}: must be a number {'>' if strict else '>='} 0")
 
 
+def check_bool(owner: object, field: str, value) -> None:
+    """Raise ``ValueError`` unless ``value`` is a real bool (YAML ``true``/``false``), not ``"yes"`` or ``1``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{type(owner).__name__}.{field}={value!r}: must be true or false")
+
+
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator for sample ``index`` in ``epoch``: a pure function of the three, independent of workers."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))

@@ -1,0 +1,40 @@
+"""Token deletion (BART paper 2.2): random tokens (or whole words) are deleted; the model must find where.
+
+Exactly ``ceil(ratio * units)`` units (words with ``whole_words``, else tokens) are deleted. fairseq reaches
+the same through ``add_whole_word_mask`` with ``replace_length=0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from noising._ops import budget, edit, word_positions
+from noising.base import Document, Noise, NoiseContext, check_bool, check_fraction
+
+
+@dataclass(frozen=True)
+class TokenDeletion(Noise):
+    ratio: float = 0.15
+    """Share of units (words or tokens) deleted: exactly ``ceil(ratio * units)``."""
+    whole_words: bool = False
+    """Delete whole words rather than single tokens."""
+
+    def __post_init__(self):
+        check_fraction(self, "ratio", self.ratio)
+        check_bool(self, "whole_words", self.whole_words)
+
+    def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
+        pos = word_positions(doc, self.whole_words)
+        n_units = len(pos) - 1
+        k = budget(n_units, self.ratio)
+        if k == 0:
+            return doc
+        chosen = rng.choice(n_units, size=k, replace=False)
+        n = len(doc.tokens)
+        bounds = np.zeros(n + 1, dtype=np.int64)
+        bounds[pos[chosen]] = 1  # chosen words are distinct: no repeated index
+        bounds[pos[chosen + 1]] -= 1
+        keep = np.cumsum(bounds[:n]) == 0
+        return edit(doc, keep)
