@@ -1,0 +1,133 @@
+"""Interop with transformers: our `Bart` <-> a directory `BartForConditionalGeneration.from_pretrained` loads.
+
+Names map one to one (ours drop the `model.` prefix) except our fused `qkv_proj`, which is transformers'
+`q_proj`, `k_proj`, `v_proj` stacked in that order. Writing and reading need only torch and safetensors; transformers
+is needed only by `to_transformers` (tests, benchmarks). `bart-pretrain export-hf <checkpoint> <out_dir>` is `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save
+
+from bart_pretrain.io import atomic_open, atomic_write_json
+from bart_pretrain.model import Bart, BartConfig
+
+TIED = ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
+SPECIAL_TOKENS = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+
+
+def hf_config_dict(config: BartConfig) -> dict:
+    """transformers' config.json for a `BartConfig`."""
+    d = config.to_dict()
+    d.update(model_type="bart", architectures=["BartForConditionalGeneration"], is_encoder_decoder=True,
+             tie_word_embeddings=True, encoder_layerdrop=0.0, decoder_layerdrop=0.0, use_cache=True)  # fmt: skip
+    return d
+
+
+def to_hf_state_dict(model: Bart) -> dict[str, torch.Tensor]:
+    """Our state dict under transformers' names (`model.` prefix, q/k/v split); tied weights stored once."""
+    out = {}
+    for name, t in model.state_dict().items():
+        if ".qkv_proj." in name:
+            for proj, part in zip("qkv", t.chunk(3, dim=0), strict=True):
+                out["model." + name.replace("qkv_proj", f"{proj}_proj")] = part.contiguous()
+        else:
+            out[name if name == "final_logits_bias" else "model." + name] = t.contiguous()
+    return out
+
+
+def from_hf_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers' BART state dict (with or without the `model.` prefix) -> ours."""
+    sd = {k.removeprefix("model."): v for k, v in sd.items() if not k.endswith(".version")}
+    if "shared.weight" not in sd:  # some checkpoints keep only a tied copy
+        sd["shared.weight"] = next(sd[k] for k in TIED if k in sd)
+    out = {k: v for k, v in sd.items() if k not in TIED[1:] and not k.endswith(("k_proj.weight", "k_proj.bias",
+           "v_proj.weight", "v_proj.bias", "q_proj.weight", "q_proj.bias"))}  # fmt: skip
+    for k in [k for k in sd if k.endswith(("q_proj.weight", "q_proj.bias"))]:
+        out[k.replace("q_proj", "qkv_proj")] = torch.cat(
+            [sd[k.replace("q_proj", p)] for p in ("q_proj", "k_proj", "v_proj")]
+        )
+    return out
+
+
+def save_hf(model: Bart, tokenizer, out_dir) -> Path:
+    """Write config.json, generation_config.json, model.safetensors (+ tokenizer files if `tokenizer` is given)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    c = model.config
+    atomic_write_json(out / "config.json", hf_config_dict(c))
+    gen = {k: getattr(c, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id",
+                                      "forced_bos_token_id", "forced_eos_token_id")}  # fmt: skip
+    atomic_write_json(out / "generation_config.json", gen)
+    tensors = {k: v.detach().to("cpu", copy=True) for k, v in to_hf_state_dict(model).items()}
+    with atomic_open(out / "model.safetensors", "wb") as f:
+        f.write(save(tensors, metadata={"format": "pt"}))
+    if tokenizer is not None:
+        tokenizer.save(out)
+        tok_config = dict(SPECIAL_TOKENS, mask_token="<mask>", tokenizer_class="PreTrainedTokenizerFast",
+                          model_max_length=c.max_position_embeddings)  # fmt: skip
+        atomic_write_json(out / "tokenizer_config.json", tok_config)
+        atomic_write_json(out / "special_tokens_map.json", dict(SPECIAL_TOKENS, mask_token="<mask>"))
+    return out
+
+
+def load_hf(path) -> Bart:
+    """A transformers BART directory (config.json + model.safetensors or pytorch_model.bin) -> our `Bart`."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ValueError(f"{path} is not a transformers model directory: no config.json")
+    d = json.loads((path / "config.json").read_text())
+    if d.get("model_type") != "bart":
+        raise ValueError(f"{path}/config.json has model_type={d.get('model_type')!r}, expected 'bart'")
+    for key in ("eos_token_id", "forced_eos_token_id"):
+        if isinstance(d.get(key), list):
+            d[key] = d[key][0]
+    model = Bart(BartConfig.from_dict(d, strict=False))
+    if (path / "model.safetensors").is_file():
+        sd = load_file(str(path / "model.safetensors"))
+    elif (path / "pytorch_model.bin").is_file():
+        sd = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise ValueError(f"{path} holds no model.safetensors or pytorch_model.bin")
+    sd = from_hf_state_dict(sd)
+    sd.setdefault("final_logits_bias", torch.zeros(1, model.config.vocab_size))
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
+def to_transformers(model: Bart, attn_implementation: str = "sdpa"):
+    """The same weights in a `transformers.BartForConditionalGeneration` (for equivalence tests and benchmarks)."""
+    import transformers
+
+    d = hf_config_dict(model.config)
+    hf = transformers.BartForConditionalGeneration(
+        transformers.BartConfig(**d, attn_implementation=attn_implementation)
+    )
+    missing, unexpected = hf.load_state_dict(to_hf_state_dict(model), strict=False)
+    if unexpected or set(missing) - {f"model.{k}" for k in TIED[1:3]} - {"lm_head.weight"}:
+        raise RuntimeError(f"weight names do not map: missing {missing}, unexpected {unexpected}")
+    hf.tie_weights()
+    return hf.to(next(model.parameters()).device).train(model.training)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bart-pretrain export-hf", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a Lightning .ckpt of ours, or a transformers BART directory")
+    parser.add_argument("out_dir", help="directory to write (created if missing)")
+    args = parser.parse_args(argv)
+    from bart_pretrain.checkpoint import load_bart
+
+    try:
+        model, tokenizer = load_bart(args.checkpoint)
+    except (OSError, ValueError) as e:
+        print(f"bart-pretrain export-hf: cannot load {args.checkpoint}: {e}", file=sys.stderr)
+        return 1
+    out = save_hf(model, tokenizer, args.out_dir)
+    print(f"wrote {out} (transformers.BartForConditionalGeneration.from_pretrained({str(out)!r}))")
+    return 0
