@@ -37,6 +37,7 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
     some edge cases (more spans than word starts trips an assertion).
 """
 
+from noising._ops import edit
 from noising.base import Document, Noise, NoiseContext, sample_rng
 from noising.document_rotation import DocumentRotation
 from noising.pipeline import Pipeline, build_pipeline
@@ -59,6 +60,7 @@ __all__ = [
     "TokenDeletion",
     "TokenMasking",
     "available",
+    "edit",
     "build_pipeline",
     "register",
     "sample_rng",

@@ -58,7 +58,10 @@ def _build_one(i: int, spec) -> Noise:
     init_args = spec.get("init_args") or {}
     if not isinstance(init_args, Mapping):
         raise TypeError(f"{where}.init_args={init_args!r}: must be a mapping of parameter names to values")
-    cls = resolve(spec["class_path"])
+    try:
+        cls = resolve(spec["class_path"])
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{where}: {e}") from e
     params = _parameters(cls)
     bad = [k for k in init_args if k not in params]
     if bad:
