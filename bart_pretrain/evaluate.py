@@ -54,7 +54,8 @@ def summarize_texts(
 ) -> list[str]:
     """Summaries of ``documents`` in their order; batches of similar length hold <= ``max_tokens`` source tokens
     (times the beam width), sources truncated to ``max_source_length`` tokens with ``<s>``/``</s>``."""
-    from bart_pretrain.summarization_data import encode_text, pad
+    from bart_pretrain.batching import pad
+    from bart_pretrain.summarization_data import encode_text
 
     if not documents:
         return []
@@ -69,10 +70,10 @@ def summarize_texts(
         longest = len(encoded[order[start]])
         size = max(1, max_tokens // (longest * generation.num_beams))
         idx = order[start : start + size]
-        input_ids = pad([encoded[i] for i in idx], tokenizer.pad_id).to(device)
+        input_ids, attention_mask = pad([encoded[i] for i in idx], tokenizer.pad_id)
         generated = model.generate(
-            input_ids,
-            input_ids.ne(tokenizer.pad_id),
+            input_ids.to(device),
+            attention_mask.to(device),
             num_beams=generation.num_beams,
             max_length=generation.max_length,
             min_length=generation.min_length,
