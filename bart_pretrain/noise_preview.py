@@ -1,0 +1,228 @@
+"""`bart-pretrain noise-preview`: a text (or corpus documents) before and after a noise recipe, tokens marked
+by what happened to them: masked, deleted, inserted, moved, or replaced by a random token.
+
+Provenance is exact for noises that do not read token values (all built-ins): the recipe runs a second time,
+with the same generator, on a copy whose tokens are unique stand-in ids, and the stand-ins show where every
+output token came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from bisect import bisect_left
+from pathlib import Path
+
+import numpy as np
+
+import noising
+from bart_pretrain.noise_config import load_noise
+
+DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
+KEPT, MASKED, DELETED, INSERTED, MOVED, RANDOM = "kept", "masked", "deleted", "inserted", "moved", "random"
+ANSI = {MASKED: "1;33", DELETED: "9;31", INSERTED: "1;32", MOVED: "36", RANDOM: "1;35"}
+PLAIN = {MASKED: ("[[", "]]"), DELETED: ("[-", "-]"), INSERTED: ("[+", "+]"), MOVED: ("[~", "~]"), RANDOM: ("[?", "?]")}
+
+
+def annotate(
+    pipe: noising.Pipeline, doc: noising.Document, seed: int, epoch: int, index: int, ctx: noising.NoiseContext
+) -> tuple[list[str], np.ndarray, list[str]] | None:
+    """(label per input token, output tokens, label per output token); None if provenance cannot be traced."""
+    out = pipe(doc, noising.sample_rng(seed, epoch, index), ctx).tokens
+    n = len(doc)
+    stand_ins = np.setdiff1d(np.arange(ctx.vocab_size), ctx.special_ids)[: n - 2]
+    if len(stand_ins) < n - 2:
+        return None
+    traced = pipe(
+        doc.replace(tokens=np.concatenate(([ctx.bos_id], stand_ins, [ctx.eos_id]))),
+        noising.sample_rng(seed, epoch, index),
+        ctx,
+    ).tokens
+    if len(traced) != len(out):
+        return None  # the recipe reads token values: the stand-in run took another path
+    source = np.full(len(out), -1)  # input offset each output token came from; -1 for new tokens
+    is_stand_in = np.isin(traced, stand_ins)
+    source[is_stand_in] = np.searchsorted(stand_ins, traced[is_stand_in]) + 1
+    source[0], source[-1] = 0, n - 1
+    # Random replacements are the same draws in both runs; one may equal a stand-in id by chance, so a token
+    # "came from" input offset j only if it also equals the input token there.
+    came = (source >= 0) & (out == doc.tokens[np.maximum(source, 0)])
+    source[~came] = -1
+    is_mask = traced == ctx.mask_id
+    if not np.array_equal(out[~came], traced[~came]):
+        return None
+    after = [KEPT if s >= 0 else (MASKED if m else RANDOM) for s, m in zip(source, is_mask, strict=True)]
+    before = [KEPT] * n
+    in_order = longest_increasing(source[came].tolist())  # the largest set of tokens left in their order
+    for rank, t in enumerate(np.flatnonzero(came)):
+        if rank not in in_order:
+            after[t] = before[source[t]] = MOVED
+    present = np.zeros(n, dtype=bool)
+    present[source[came]] = True
+    for j in np.flatnonzero(~present):
+        before[j] = DELETED
+    for start, stop in runs(after, lambda label: label in (MASKED, RANDOM)):
+        if not claim_gap(source, start, stop, present, before):
+            after[start:stop] = [INSERTED] * (stop - start)
+    return before, out, after
+
+
+def claim_gap(source: np.ndarray, start: int, stop: int, present: np.ndarray, before: list[str]) -> bool:
+    """Mark as masked the run of missing input tokens that new tokens ``[start, stop)`` replaced; False if none."""
+    candidates = []
+    if start > 0 and source[start - 1] >= 0:
+        candidates.append((source[start - 1] + 1, 1))  # the run right after the previous surviving token
+    if stop < len(source) and source[stop] >= 0:
+        candidates.append((source[stop] - 1, -1))  # ... or right before the next one
+    for j, step in candidates:
+        if 0 < j < len(present) - 1 and not present[j] and before[j] == DELETED:
+            while 0 < j < len(present) - 1 and not present[j] and before[j] == DELETED:
+                before[j] = MASKED
+                j += step
+            return True
+    return False
+
+
+def runs(labels: list[str], member) -> list[tuple[int, int]]:
+    """Maximal ``[start, stop)`` runs of labels satisfying ``member``."""
+    out, start = [], None
+    for i, label in enumerate([*labels, None]):
+        if label is not None and member(label):
+            start = i if start is None else start
+        elif start is not None:
+            out.append((start, i))
+            start = None
+    return out
+
+
+def longest_increasing(values: list[int]) -> set[int]:
+    """Indices of one longest strictly increasing subsequence (patience sorting)."""
+    tails, tail_idx, prev = [], [], [-1] * len(values)
+    for i, v in enumerate(values):
+        k = bisect_left(tails, v)
+        if k == len(tails):
+            tails.append(v)
+            tail_idx.append(i)
+        else:
+            tails[k], tail_idx[k] = v, i
+        prev[i] = tail_idx[k - 1] if k else -1
+    keep, i = set(), tail_idx[-1] if tail_idx else -1
+    while i >= 0:
+        keep.add(i)
+        i = prev[i]
+    return keep
+
+
+def render(tokens, labels: list[str], decode, color: bool) -> str:
+    """Tokens decoded one by one, each run of one label wrapped in its ANSI colour or plain marker."""
+    pieces = []
+    for start, stop in _label_runs(labels):
+        text = "".join(decode(int(t)) for t in tokens[start:stop])
+        label = labels[start]
+        if label == KEPT:
+            pieces.append(text)
+        elif color:
+            pieces.append(f"\033[{ANSI[label]}m{text}\033[0m")
+        else:
+            pieces.append(PLAIN[label][0] + text + PLAIN[label][1])
+    return "".join(pieces)
+
+
+def _label_runs(labels: list[str]) -> list[tuple[int, int]]:
+    bounds = [0] + [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]] + [len(labels)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def legend(color: bool) -> str:
+    names = [MASKED, DELETED, INSERTED, MOVED, RANDOM]
+    if color:
+        return "legend: " + " ".join(f"\033[{ANSI[n]}m{n}\033[0m" for n in names)
+    return "legend: " + " ".join(PLAIN[n][0] + n + PLAIN[n][1] for n in names)
+
+
+def read_corpus(path: Path, n: int) -> list[str]:
+    """The first ``n`` documents of a .jsonl (``text`` field) or a .txt file (blank-line separated)."""
+    texts = []
+    with open(path, encoding="utf-8") as f:
+        if path.suffix == ".jsonl":
+            for line in f:
+                if line.strip():
+                    texts.append(json.loads(line)["text"])
+                if len(texts) == n:
+                    break
+        else:
+            texts = [b.strip() for b in f.read().split("\n\n") if b.strip()][:n]
+    return texts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bart-pretrain noise-preview", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--config", required=True, help="noise recipe YAML (e.g. configs/noise/bart_large.yaml)")
+    parser.add_argument("--text", action="append", default=[], help="a text to noise (repeatable)")
+    parser.add_argument("--corpus", type=Path, help="a .jsonl (field `text`) or .txt corpus to sample documents from")
+    parser.add_argument("--n", type=int, default=2, help="documents taken from --corpus (default 2)")
+    parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--epoch", type=int, default=0, help="epoch whose noise to show (default 0)")
+    parser.add_argument("--max-length", type=int, default=512, help="chunk length in tokens (default 512)")
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="ANSI colours")
+    args = parser.parse_args(argv)
+    if not args.text and args.corpus is None:
+        parser.error("give --text TEXT or --corpus FILE")
+    if args.n < 1:
+        parser.error(f"--n={args.n}: must be >= 1")
+    if not Path(args.tokenizer).exists():
+        print(
+            f"noise-preview: error: tokenizer {args.tokenizer} not found; run `make data` to build the default one "
+            "or pass --tokenizer PATH",
+            file=sys.stderr,
+        )
+        return 2
+    if args.corpus is not None and not args.corpus.is_file():
+        print(f"noise-preview: error: --corpus {args.corpus}: no such file (run `make data`?)", file=sys.stderr)
+        return 2
+    from bart_pretrain.data.documents import encode_document, to_document
+    from bart_pretrain.tokenizer import Tokenizer
+
+    try:
+        pipe = load_noise(args.config)
+        tok = Tokenizer.from_file(args.tokenizer)
+    except (OSError, TypeError, ValueError) as e:
+        print(f"noise-preview: error: {e}", file=sys.stderr)
+        return 2
+    ctx = tok.noise_context(args.max_length)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    texts = list(args.text) + (read_corpus(args.corpus, args.n) if args.corpus is not None else [])
+
+    def decode(i: int) -> str:
+        return tok.decode([i], skip_special_tokens=False)
+
+    print(f"recipe {args.config}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
+    print(legend(color))
+    index = 0
+    for text in texts:
+        for chunk in encode_document(text, tok, args.max_length):
+            doc = to_document(chunk)
+            traced = annotate(pipe, doc, args.seed, args.epoch, index, ctx)
+            print(f"\nsample {index} (seed {args.seed}, epoch {args.epoch}):", end=" ")
+            if traced is None:
+                out = pipe(doc, noising.sample_rng(args.seed, args.epoch, index), ctx).tokens
+                print(f"{len(doc)} -> {len(out)} tokens (no provenance: the recipe reads token values)")
+                print(f"  before: {render(doc.tokens, [KEPT] * len(doc), decode, color)}")
+                print(f"  after:  {render(out, [KEPT] * len(out), decode, color)}")
+            else:
+                before, out, after = traced
+                print(f"{len(doc)} -> {len(out)} tokens")
+                print(f"  before: {render(doc.tokens, before, decode, color)}")
+                print(f"  after:  {render(out, after, decode, color)}")
+            index += 1
+    if index == 0:
+        print("noise-preview: error: no text to show (empty --text / corpus?)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
