@@ -33,7 +33,9 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
 10. Token masking and token deletion are their own noises with an exact count ``ceil(ratio * units)``
     (fairseq reaches them through ``add_whole_word_mask`` with ``replace_length`` -1 / 0 and 1-long spans).
     Token masking can also keep a share unchanged (``keep_ratio``, BERT's 10%); fairseq cannot.
-11. A budget of 0 (ratio 0, or a document with no content) returns the input unchanged; fairseq crashes on
+11. 0-length spans never grow a document past ``ctx.max_length`` (with a small ``poisson_lambda`` most spans
+    have length 0 and fairseq's inserted masks can multiply a document's length); extra ones are dropped.
+12. A budget of 0 (ratio 0, or a document with no content) returns the input unchanged; fairseq crashes on
     some edge cases (more spans than word starts trips an assertion).
 """
 

@@ -49,18 +49,22 @@ def edit(
     doc: Document,
     keep: np.ndarray | None = None,
     tokens: np.ndarray | None = None,
-    new_word_starts: np.ndarray | None = None,
+    word_starts: np.ndarray | None = None,
     insert_at: np.ndarray | None = None,
     insert_values: np.ndarray | None = None,
 ) -> Document:
-    """A new document: ``tokens`` (default: the input's) filtered by ``keep``, then ``insert_values`` inserted.
+    """A new document: ``tokens``/``word_starts`` (default: the input's) filtered by the bool mask ``keep``, then
+    ``insert_values`` inserted; ``sentence_starts`` follow.
 
-    ``insert_at`` (sorted) are offsets in the INPUT: a value inserted at ``p`` lands just before input token
-    ``p`` and belongs to the sentence that starts at ``p``. Inserted tokens start words. A sentence whose
-    tokens all disappear is dropped from ``sentence_starts``.
+    ``insert_at`` are offsets in the INPUT: a value inserted at ``p`` lands just before input token ``p`` and
+    belongs to the sentence that starts at ``p`` (use ``len(doc) - 1`` to append before ``</s>``); values sharing
+    an offset keep their order. Inserted tokens start words. A sentence whose tokens all go is dropped.
     """
     old_tokens = doc.tokens if tokens is None else tokens
-    ws = doc.word_starts if new_word_starts is None else new_word_starts
+    ws = doc.word_starts if word_starts is None else word_starts
+    if insert_at is not None and len(insert_at) > 1 and np.any(insert_at[1:] < insert_at[:-1]):
+        order = np.argsort(insert_at, kind="stable")
+        insert_at, insert_values = insert_at[order], np.asarray(insert_values)[order]
     n = len(old_tokens)
     if keep is not None:
         out_tokens, out_ws = old_tokens[keep], ws[keep]

@@ -7,6 +7,7 @@ as ``noise(doc, rng, ctx)``. It returns a NEW :class:`Document` and never mutate
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,12 +71,15 @@ class NoiseContext:
 
     def random_tokens(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` ids drawn uniformly from the vocabulary with every special id excluded."""
+        draws = rng.integers(0, self.vocab_size - len(self._skips), size=n, dtype=np.int64)
+        # Shift each draw past the specials at or below it (a bijection onto the non-special ids): the k-th
+        # smallest special s_k is passed by every draw >= s_k - k.
+        return draws + np.searchsorted(self._skips, draws, side="right")
+
+    @functools.cached_property
+    def _skips(self) -> np.ndarray:
         specials = np.unique(np.asarray(self.special_ids, dtype=np.int64))
-        draws = rng.integers(0, self.vocab_size - len(specials), size=n, dtype=np.int64)
-        # Shift each draw past the specials at or below it: a bijection onto the non-special ids.
-        for s in specials:
-            draws += draws >= s
-        return draws
+        return specials - np.arange(len(specials))
 
 
 class Noise:

@@ -2,7 +2,8 @@
 
 Spans with truncated-Poisson lengths cover an EXACT budget of ``ceil(ratio * words)`` words; each span is then
 replaced by one mask (``replace_length=1``), deleted (``0``) or masked token by token (``-1``). A 0-length span
-inserts a mask. Unlike fairseq, spans never overlap, so the budget is what is actually covered.
+inserts a mask (but never past ``ctx.max_length``). Unlike fairseq, spans never overlap, so the budget is what
+is actually covered.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ class TextInfilling(Noise):
         bounds[start] += 1
         bounds[end] -= 1
         covered = np.cumsum(bounds[:n]) > 0
+        keep = ~covered
+        if self.replace_length == 1:
+            keep[start] = True
+        # Many 0-length spans (small lambda) could grow the document: keep at most what max_length allows.
+        room = max(ctx.max_length, n) - (n if self.replace_length == -1 else int(keep.sum()))
+        if len(insert_at) > room:
+            chosen = np.sort(rng.choice(len(insert_at), size=max(room, 0), replace=False))
+            insert_at, insert_values = insert_at[chosen], insert_values[chosen]
         if self.replace_length == -1:
             tokens = doc.tokens.copy()
             span_of = np.cumsum(np.isin(np.arange(n), start)) - 1  # span index of each covered token
@@ -89,10 +98,8 @@ class TextInfilling(Noise):
             rand = covered & (tokens != ctx.mask_id)
             tokens[rand] = ctx.random_tokens(rng, int(rand.sum()))  # each token of a random span draws its own id
             return edit(doc, tokens=tokens, insert_at=insert_at, insert_values=insert_values)
-        keep = ~covered
         tokens = ws = None
         if self.replace_length == 1:
-            keep[start] = True
             tokens = doc.tokens.copy()
             tokens[start] = values
             ws = doc.word_starts.copy()

@@ -212,3 +212,24 @@ def test_bad_parameters_fail_at_construction_naming_class_field_value_and_range(
 def test_noises_are_frozen():
     with pytest.raises(AttributeError):
         noising.TextInfilling().ratio = 0.5  # type: ignore[misc]
+
+
+def test_edit_deletes_and_inserts_in_one_pass_keeping_sentences():
+    doc = tiny()
+    keep = np.ones(10, dtype=bool)
+    keep[[4, 5, 6]] = False  # the whole 2nd sentence
+    out = noising.edit(doc, keep, insert_at=np.array([9, 1, 9]), insert_values=np.array([50, 51, 52]))
+    assert out.tokens.tolist() == [0, 51, 10, 11, 12, 16, 17, 50, 52, 2]
+    assert out.word_starts.astype(int).tolist() == [0, 1, 1, 0, 1, 1, 1, 1, 1, 0]
+    assert out.sentence_starts.tolist() == [1, 5]  # the emptied sentence is gone
+
+
+@pytest.mark.parametrize("specials", [(0, 1, 2, 3, 4), (0, 1, 2, 3, 9), (4, 1, 2, 3, 4), (9, 8, 7, 6, 5)])
+def test_random_tokens_cover_every_non_special_id_uniformly(specials):
+    bos, pad, eos, unk, mask = specials
+    ctx = NoiseContext(bos_id=bos, pad_id=pad, eos_id=eos, unk_id=unk, mask_id=mask, vocab_size=10)
+    draws = ctx.random_tokens(np.random.default_rng(0), 20_000)
+    allowed = sorted(set(range(10)) - set(specials))
+    counts = np.bincount(draws, minlength=10)
+    assert np.flatnonzero(counts).tolist() == allowed
+    assert counts[allowed].min() > 0.8 * 20_000 / len(allowed)

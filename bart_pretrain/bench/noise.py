@@ -61,7 +61,7 @@ def main(quick: bool = False) -> None:
     print(f"| (sample_rng only) | {throughput(noising.Pipeline([]), docs, repeats) / 1e6:.2f}M | |")
     for name in RECIPES:
         rate = throughput(pipeline(name), docs, repeats)
-        goal = "  (goal >= 2M)" if name == "bart_large" else ""
+        goal = " (goal >= 2M)" if name == "bart_large" else ""
         print(f"| {name}{goal} | {rate / 1e6:.2f}M | {DOC_LEN / rate * 1e6:.0f} |", flush=True)
 
 

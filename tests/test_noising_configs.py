@@ -1,0 +1,49 @@
+"""Every shipped noise recipe parses into the pipeline it documents; load_noise errors are clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import noising
+from bart_pretrain.noise_config import RECIPE_DIR, load_noise
+
+
+@pytest.mark.parametrize("path", sorted(RECIPE_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_builds_a_pipeline(path):
+    assert len(load_noise(path)) >= 1
+
+
+def test_bart_large_recipe_is_the_papers():
+    pipe = load_noise("configs/noise/bart_large.yaml")
+    assert pipe.noises == (
+        noising.TextInfilling(ratio=0.3, poisson_lambda=3.5, whole_words=True, replace_length=1, mask_random=0.1),
+        noising.SentencePermutation(ratio=1.0),
+    )
+
+
+def test_one_recipe_per_paper_noise():
+    names = {p.stem for p in RECIPE_DIR.glob("*.yaml")}
+    paper = {"token_masking", "token_deletion", "text_infilling", "sentence_permutation", "document_rotation"}
+    assert paper <= names
+    for name in paper:
+        (noise,) = load_noise(name).noises
+        assert type(noise) is type(noising.build_pipeline([{"class_path": name}]).noises[0])
+
+
+def test_missing_recipe_lists_the_shipped_ones(tmp_path):
+    with pytest.raises(FileNotFoundError, match="shipped recipes: bart_large, .*token_masking"):
+        load_noise(tmp_path / "nope.yaml")
+
+
+def test_recipe_errors_name_the_file_and_the_noise(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("noises:\n  - class_path: text_infilling\n    init_args: {ratio: 1.5}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: noises\[0\] \(text_infilling\): TextInfilling.ratio=1.5"):
+        load_noise(bad)
+    bad.write_text("noise:\n  - class_path: text_infilling\n")
+    with pytest.raises(ValueError, match="top level must be `noises:"):
+        load_noise(bad)
+    assert len(load_noise([{"class_path": "token_deletion"}])) == 1
+    assert load_noise(Path("configs/noise/token_deletion.yaml")).noises == load_noise("token_deletion").noises
