@@ -1,0 +1,216 @@
+"""Byte-level BPE tokenizer (GPT-2's scheme, as BART uses) on the Rust `tokenizers` library, with BART's
+special ids fixed: ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3 and ``<mask>`` the last id.
+
+``train_tokenizer`` trains one on text; ``Tokenizer.from_file`` loads our ``tokenizer.json`` or a user's
+GPT-2/BART ``vocab.json`` + ``merges.txt`` (a vocabulary without BART's specials, like GPT-2's, is renumbered:
+the four specials first, the BPE tokens after them in their order, ``<mask>`` appended).
+`bart-pretrain train-tokenizer --files 'corpus/*.txt' --vocab-size 8192 --out tok/` is the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import tokenizers
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from bart_pretrain.io import atomic_write_json, atomic_write_text
+
+SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+MASK = "<mask>"
+# Smallest sensible vocabulary: the specials, the 256 byte symbols, <mask>.
+MIN_VOCAB_SIZE = len(SPECIALS) + 256 + 1
+
+
+class Tokenizer:
+    """A byte-level BPE ``tokenizers.Tokenizer`` with BART's special ids. Encoding never adds specials."""
+
+    bos_id: int = 0
+    pad_id: int = 1
+    eos_id: int = 2
+    unk_id: int = 3
+
+    def __init__(self, backend: tokenizers.Tokenizer):
+        for want, token in enumerate(SPECIALS):
+            got = backend.token_to_id(token)
+            if got != want:
+                raise ValueError(f"tokenizer: {token} has id {got}, must be {want} (BART's special ids)")
+        mask_id = backend.token_to_id(MASK)
+        if mask_id is None:
+            raise ValueError(f"tokenizer: no {MASK} token; BART needs one (the last id)")
+        # Text is text: a literal "<mask>" or "</s>" inside a document is encoded as characters, never as a special.
+        backend.encode_special_tokens = True
+        self.backend = backend
+        self.mask_id: int = mask_id
+        self.vocab_size: int = backend.get_vocab_size(with_added_tokens=True)
+        self._word_starts: np.ndarray | None = None
+
+    # -- loading ------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Tokenizer:
+        """Load ``tokenizer.json``, or a directory holding ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``."""
+        path = Path(path)
+        if path.is_dir():
+            if (path / "tokenizer.json").is_file():
+                path = path / "tokenizer.json"
+            elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+                return cls.from_vocab_merges(path / "vocab.json", path / "merges.txt")
+            else:
+                raise ValueError(f"{path}: holds neither tokenizer.json nor vocab.json + merges.txt")
+        if not path.is_file():
+            raise ValueError(f"{path}: no such tokenizer file")
+        try:
+            backend = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as e:
+            raise ValueError(f"{path}: not a `tokenizers` tokenizer.json ({e})") from None
+        return cls(backend)
+
+    @classmethod
+    def from_vocab_merges(cls, vocab_json: str | os.PathLike, merges_txt: str | os.PathLike) -> Tokenizer:
+        """A user's GPT-2/BART byte-level BPE files. BART's own vocab keeps its ids (``<mask>`` included); one
+        without ``<s>``=0 ... ``<unk>``=3 is renumbered with those first and ``<mask>`` last."""
+        try:
+            vocab: dict[str, int] = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{vocab_json}: cannot read a vocab.json ({e})") from None
+        if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
+            raise ValueError(f"{vocab_json}: must be a JSON object mapping token -> integer id")
+        merges = []
+        for n, line in enumerate(Path(merges_txt).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip() or (n == 1 and line.startswith("#version")):
+                continue
+            parts = line.split(" ")
+            if len(parts) != 2:
+                raise ValueError(f"{merges_txt}:{n}: a merge is two tokens separated by one space, got {line!r}")
+            merges.append((parts[0], parts[1]))
+        if any(vocab.get(t) != i for i, t in enumerate(SPECIALS)):
+            ordered = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if t not in SPECIALS]
+            vocab = {t: i for i, t in enumerate([*SPECIALS, *ordered])}
+        if MASK not in vocab:
+            vocab[MASK] = max(vocab.values()) + 1
+        return cls(_byte_level(models.BPE(vocab=vocab, merges=merges)))
+
+    # -- encoding -----------------------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    def word_start_table(self) -> np.ndarray:
+        """bool ``[vocab_size]``: does this token begin a word (``Ġ``/``▁`` prefix; WordPiece: no ``##``)."""
+        if self._word_starts is None:
+            table = np.zeros(self.vocab_size, dtype=bool)
+            for token, i in self.backend.get_vocab(with_added_tokens=True).items():
+                if i < self.vocab_size:
+                    table[i] = token[:1] in ("\u0120", "\u2581", " ")
+            if not table.any():  # WordPiece-style vocabularies mark continuations instead
+                for token, i in self.backend.get_vocab(with_added_tokens=True).items():
+                    table[i] = not token.startswith("##")
+            table[[self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id]] = False
+            self._word_starts = table
+        return self._word_starts
+
+    def noise_context(self, max_length: int):
+        from noising.base import NoiseContext
+
+        return NoiseContext(
+            bos_id=self.bos_id,
+            pad_id=self.pad_id,
+            eos_id=self.eos_id,
+            unk_id=self.unk_id,
+            mask_id=self.mask_id,
+            vocab_size=self.vocab_size,
+            max_length=max_length,
+        )
+
+    def fingerprint(self) -> str:
+        """sha256 of the serialized tokenizer: equal tokenizers, equal fingerprints (used as a cache key)."""
+        return hashlib.sha256(self.backend.to_str().encode()).hexdigest()
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, mask_id={self.mask_id})"
+
+    # -- saving -------------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``tokenizer.json`` atomically. ``path`` ending in ``.json`` is that file; otherwise a directory
+        receiving ``tokenizer.json``, ``vocab.json`` and ``merges.txt`` (GPT-2 format, for other tools)."""
+        path = Path(path)
+        if path.suffix == ".json":
+            atomic_write_text(path, self.backend.to_str(pretty=True) + "\n")
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path / "tokenizer.json", self.backend.to_str(pretty=True) + "\n")
+        vocab = self.backend.get_vocab(with_added_tokens=True)
+        atomic_write_json(path / "vocab.json", dict(sorted(vocab.items(), key=lambda kv: kv[1])))
+        merges = json.loads(self.backend.to_str())["model"].get("merges", [])
+        lines = [m if isinstance(m, str) else " ".join(m) for m in merges]
+        atomic_write_text(path / "merges.txt", "#version: 0.2\n" + "".join(line + "\n" for line in lines))
+
+
+def _byte_level(model: models.Model, specials: bool = True) -> tokenizers.Tokenizer:
+    backend = tokenizers.Tokenizer(model)
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    if specials:
+        backend.add_special_tokens([*SPECIALS, MASK])  # already in the vocab: marks them special, keeps their ids
+    return backend
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
+    """Train a byte-level BPE with ``vocab_size`` ids (fewer if the text has too few distinct pairs).
+
+    Deterministic: the same texts in the same order give a byte-identical ``tokenizer.json``.
+    """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= {MIN_VOCAB_SIZE} (specials + 256 bytes)")
+    backend = _byte_level(models.BPE(), specials=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - 1,  # <mask> is appended after training, as the last id
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIALS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    backend.add_special_tokens([MASK])
+    return Tokenizer(backend)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bart-pretrain train-tokenizer", description="Train a byte-level BPE tokenizer with BART's special ids."
+    )
+    parser.add_argument("--files", nargs="+", required=True, help="text files or globs (.txt/.jsonl/.json/.parquet)")
+    parser.add_argument("--vocab-size", type=int, default=8192, help="ids in total, specials included (default 8192)")
+    parser.add_argument("--text-column", default="text", help="column holding the text in JSONL/Parquet files")
+    parser.add_argument("--min-frequency", type=int, default=2, help="drop merges seen fewer times (default 2)")
+    parser.add_argument("--out", required=True, help="directory for tokenizer.json, vocab.json, merges.txt")
+    args = parser.parse_args(argv)
+    from bart_pretrain.data.documents import load_text_dataset
+
+    try:
+        if args.vocab_size < MIN_VOCAB_SIZE:
+            raise ValueError(f"--vocab-size {args.vocab_size}: must be >= {MIN_VOCAB_SIZE}")
+        ds = load_text_dataset(args.files, text_column=args.text_column)
+        texts = (t for t in ds[args.text_column] if t)
+        tok = train_tokenizer(texts, args.vocab_size, min_frequency=args.min_frequency)
+    except ValueError as e:
+        print(f"bart-pretrain train-tokenizer: error: {e}", file=sys.stderr)
+        return 2
+    tok.save(args.out)
+    print(f"trained on {len(ds)} documents: vocab_size={tok.vocab_size} mask_id={tok.mask_id} -> {args.out}")
+    return 0
