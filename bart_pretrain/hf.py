@@ -25,8 +25,15 @@ SPECIAL_TOKENS = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>",
 def hf_config_dict(config: BartConfig) -> dict:
     """transformers' config.json for a `BartConfig`."""
     d = config.to_dict()
-    d.update(model_type="bart", architectures=["BartForConditionalGeneration"], is_encoder_decoder=True,
-             tie_word_embeddings=True, encoder_layerdrop=0.0, decoder_layerdrop=0.0, use_cache=True)  # fmt: skip
+    d.update(
+        model_type="bart",
+        architectures=["BartForConditionalGeneration"],
+        is_encoder_decoder=True,
+        tie_word_embeddings=True,
+        encoder_layerdrop=0.0,
+        decoder_layerdrop=0.0,
+        use_cache=True,
+    )
     return d
 
 
@@ -47,8 +54,14 @@ def from_hf_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     sd = {k.removeprefix("model."): v for k, v in sd.items() if not k.endswith(".version")}
     if "shared.weight" not in sd:  # some checkpoints keep only a tied copy
         sd["shared.weight"] = next(sd[k] for k in TIED if k in sd)
-    out = {k: v for k, v in sd.items() if k not in TIED[1:] and not k.endswith(("k_proj.weight", "k_proj.bias",
-           "v_proj.weight", "v_proj.bias", "q_proj.weight", "q_proj.bias"))}  # fmt: skip
+    out = {
+        k: v
+        for k, v in sd.items()
+        if k not in TIED[1:]
+        and not k.endswith(
+            ("k_proj.weight", "k_proj.bias", "v_proj.weight", "v_proj.bias", "q_proj.weight", "q_proj.bias")
+        )
+    }
     for k in [k for k in sd if k.endswith(("q_proj.weight", "q_proj.bias"))]:
         out[k.replace("q_proj", "qkv_proj")] = torch.cat(
             [sd[k.replace("q_proj", p)] for p in ("q_proj", "k_proj", "v_proj")]
@@ -62,16 +75,29 @@ def save_hf(model: Bart, tokenizer, out_dir) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     c = model.config
     atomic_write_json(out / "config.json", hf_config_dict(c))
-    gen = {k: getattr(c, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id",
-                                      "forced_bos_token_id", "forced_eos_token_id")}  # fmt: skip
+    gen = {
+        k: getattr(c, k)
+        for k in (
+            "bos_token_id",
+            "eos_token_id",
+            "pad_token_id",
+            "decoder_start_token_id",
+            "forced_bos_token_id",
+            "forced_eos_token_id",
+        )
+    }
     atomic_write_json(out / "generation_config.json", gen)
     tensors = {k: v.detach().to("cpu", copy=True) for k, v in to_hf_state_dict(model).items()}
     with atomic_open(out / "model.safetensors", "wb") as f:
         f.write(save(tensors, metadata={"format": "pt"}))
     if tokenizer is not None:
         tokenizer.save(out)
-        tok_config = dict(SPECIAL_TOKENS, mask_token="<mask>", tokenizer_class="PreTrainedTokenizerFast",
-                          model_max_length=c.max_position_embeddings)  # fmt: skip
+        tok_config = dict(
+            SPECIAL_TOKENS,
+            mask_token="<mask>",
+            tokenizer_class="PreTrainedTokenizerFast",
+            model_max_length=c.max_position_embeddings,
+        )
         atomic_write_json(out / "tokenizer_config.json", tok_config)
         atomic_write_json(out / "special_tokens_map.json", dict(SPECIAL_TOKENS, mask_token="<mask>"))
     return out

@@ -46,8 +46,15 @@ class BartConfig:
     forced_eos_token_id: int | None = 2  # generation: token forced when max_length is reached (None: not forced)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "encoder_attention_heads", "decoder_attention_heads", "encoder_ffn_dim",
-                     "decoder_ffn_dim", "max_position_embeddings"):  # fmt: skip
+        for name in (
+            "vocab_size",
+            "d_model",
+            "encoder_attention_heads",
+            "decoder_attention_heads",
+            "encoder_ffn_dim",
+            "decoder_ffn_dim",
+            "max_position_embeddings",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"BartConfig.{name} must be a positive integer, got {value!r}")
@@ -67,8 +74,14 @@ class BartConfig:
             )
         if not self.init_std > 0:
             raise ValueError(f"BartConfig.init_std must be > 0, got {self.init_std!r}")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "forced_bos_token_id",
-                     "forced_eos_token_id"):  # fmt: skip
+        for name in (
+            "pad_token_id",
+            "bos_token_id",
+            "eos_token_id",
+            "decoder_start_token_id",
+            "forced_bos_token_id",
+            "forced_eos_token_id",
+        ):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:
                 raise ValueError(f"BartConfig.{name}={value!r} must be a token id in [0, vocab_size={self.vocab_size})")

@@ -1,0 +1,253 @@
+"""Model speed: our `Bart` against transformers' `BartForConditionalGeneration` (attention 'sdpa') on the same
+config, weights, batches, thread count and machine, interleaved in one run (best of N, so a noisy shared machine
+hurts both alike). Training step = forward + backward + AdamW. Tokens counted = real (non-pad) source + target
+tokens. GFLOP/s counts useful matmul FLOPs (real tokens only, causal attention halved) against the rate of one large
+fp32 `torch.mm` on this machine.
+
+`python -m bart_pretrain.bench model [--quick]`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bart_pretrain.hf import to_transformers
+from bart_pretrain.model import Bart, BartConfig
+
+PAD = 1
+SHAPES = {  # name: (d_model, layers per stack, heads, ffn)
+    "tiny": (256, 3, 4, 1024),
+    "small": (512, 6, 8, 2048),
+    "base": (768, 6, 12, 3072),
+}
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    decoder_input_ids: torch.Tensor
+    decoder_attention_mask: torch.Tensor
+    labels: torch.Tensor  # pad where ignored
+
+    @property
+    def real_tokens(self) -> int:
+        return int(self.attention_mask.sum() + self.decoder_attention_mask.sum())
+
+
+def config_for(shape: str, vocab_size: int = 16384) -> BartConfig:
+    d, n, h, f = SHAPES[shape]
+    return BartConfig(
+        vocab_size=vocab_size,
+        d_model=d,
+        encoder_layers=n,
+        decoder_layers=n,
+        encoder_attention_heads=h,
+        decoder_attention_heads=h,
+        encoder_ffn_dim=f,
+        decoder_ffn_dim=f,
+        max_position_embeddings=1024,
+        dropout=0.1,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+    )
+
+
+def make_batch(src_lens: list[int], tgt_lens: list[int], vocab_size: int, gen: torch.Generator) -> Batch:
+    """Right-padded batch; the target is a sequence of its own length (labels = target, inputs = shifted)."""
+    B, S, T = len(src_lens), max(src_lens), max(tgt_lens)
+    ids = torch.randint(4, vocab_size, (B, S), generator=gen)
+    am = torch.arange(S)[None] < torch.tensor(src_lens)[:, None]
+    labels = torch.randint(4, vocab_size, (B, T), generator=gen)
+    dm = torch.arange(T)[None] < torch.tensor(tgt_lens)[:, None]
+    labels = labels.masked_fill(~dm, PAD)
+    dec = torch.cat([torch.full((B, 1), 2), labels[:, :-1]], 1).masked_fill(~dm, PAD)
+    return Batch(ids.masked_fill(~am, PAD), am.long(), dec, dm.long(), labels)
+
+
+def flops(c: BartConfig, batch: Batch) -> float:
+    """Useful forward+backward matmul FLOPs (3x forward) on the real tokens of `batch`."""
+    D, Fe, Fd, V = c.d_model, c.encoder_ffn_dim, c.decoder_ffn_dim, c.vocab_size
+    s, t = batch.attention_mask.sum(1).double(), batch.decoder_attention_mask.sum(1).double()
+    enc = c.encoder_layers * (s * (2 * (4 * D * D + 2 * D * Fe)) + 4 * s * s * D)
+    dec = c.decoder_layers * (t * 2 * (6 * D * D + 2 * D * Fd) + s * 2 * 2 * D * D + 2 * t * t * D + 4 * t * s * D)
+    return float(3 * (enc + dec + t * 2 * D * V).sum())
+
+
+def ours_step(model, opt, b: Batch) -> None:
+    mask = b.labels.ne(PAD)
+    logits = model(b.input_ids, b.attention_mask, b.decoder_input_ids, b.decoder_attention_mask, logits_mask=mask)
+    F.cross_entropy(logits, b.labels[mask]).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def hf_step(model, opt, b: Batch) -> None:
+    out = model(
+        input_ids=b.input_ids,
+        attention_mask=b.attention_mask,
+        decoder_input_ids=b.decoder_input_ids,
+        decoder_attention_mask=b.decoder_attention_mask,
+        labels=b.labels.masked_fill(b.labels == PAD, -100),
+    )
+    out.loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Best-of-`repeats` seconds of each callable, run alternately so load spikes hit both."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            best[k] = min(best[k], timed(fn))
+    return best
+
+
+def pair(shape: str):
+    torch.manual_seed(0)
+    ours = Bart(config_for(shape)).train()
+    theirs = to_transformers(ours, "sdpa").train()
+    return ours, theirs, torch.optim.AdamW(ours.parameters(), lr=1e-4), torch.optim.AdamW(theirs.parameters(), lr=1e-4)
+
+
+def bench_fixed(shape: str, S: int, B: int, repeats: int, peak: float) -> dict:
+    ours, theirs, o_opt, t_opt = pair(shape)
+    b = make_batch([S] * B, [S] * B, ours.config.vocab_size, torch.Generator().manual_seed(0))
+    t = interleaved({"ours": lambda: ours_step(ours, o_opt, b), "hf": lambda: hf_step(theirs, t_opt, b)}, repeats)
+    f = flops(ours.config, b)
+    return row(f"train {shape} {S}/{S} x{B}", b.real_tokens, t, f, peak)
+
+
+def bench_variable(shape: str, n: int, max_len: int, B: int, repeats: int, peak: float) -> dict:
+    """n documents, source lengths uniform in [max_len/8, max_len], target as long as the source (denoising).
+    transformers: batches of B in data order padded to the longest. Ours: length-sorted batches under a token budget
+    of B * max_len padded source tokens (the project's token-budget batching)."""
+    ours, theirs, o_opt, t_opt = pair(shape)
+    gen = torch.Generator().manual_seed(1)
+    lens = torch.randint(max_len // 8, max_len + 1, (n,), generator=gen).tolist()
+    V = ours.config.vocab_size
+    hf_batches = [make_batch(lens[i : i + B], lens[i : i + B], V, gen) for i in range(0, n, B)]
+    our_batches, cur = [], []
+    for length in sorted(lens, reverse=True):
+        if cur and (len(cur) + 1) * cur[0] > B * max_len:
+            our_batches.append(make_batch(cur, cur, V, gen))
+            cur = []
+        cur.append(length)
+    our_batches.append(make_batch(cur, cur, V, gen))
+    real = sum(b.real_tokens for b in hf_batches)
+    t = interleaved(
+        {
+            "ours": lambda: [ours_step(ours, o_opt, b) for b in our_batches],
+            "hf": lambda: [hf_step(theirs, t_opt, b) for b in hf_batches],
+        },
+        repeats,
+        warmup=0,
+    )
+    pad_frac = {
+        k: 1 - real / sum(b.input_ids.numel() + b.labels.numel() for b in bs)
+        for k, bs in (("ours", our_batches), ("hf", hf_batches))
+    }
+    r = row(
+        f"train {shape} variable {max_len // 8}-{max_len}",
+        real,
+        t,
+        sum(flops(ours.config, b) for b in hf_batches),
+        peak,
+    )
+    r["note"] = f"padding ours {pad_frac['ours']:.0%} / transformers {pad_frac['hf']:.0%}"
+    return r
+
+
+@torch.no_grad()
+def bench_beam(shape: str, B: int, S: int, new_tokens: int, beams: int, repeats: int) -> dict:
+    torch.manual_seed(0)
+    ours = Bart(config_for(shape)).eval()
+    theirs = to_transformers(ours, "sdpa").eval()
+    gen = torch.Generator().manual_seed(2)
+    lens = torch.randint(S // 2, S + 1, (B,), generator=gen).tolist()
+    b = make_batch(lens, lens, ours.config.vocab_size, gen)
+    kw = dict(num_beams=beams, max_length=new_tokens + 1, min_length=new_tokens + 1, no_repeat_ngram_size=3)
+    res = {}
+
+    def run_ours():
+        res["ours"] = ours.generate(b.input_ids, b.attention_mask, **kw)
+
+    def run_hf():
+        res["hf"] = theirs.generate(
+            input_ids=b.input_ids,
+            attention_mask=b.attention_mask,
+            do_sample=False,
+            decoder_start_token_id=2,
+            forced_bos_token_id=0,
+            forced_eos_token_id=2,
+            early_stopping=True,
+            length_penalty=1.0,
+            **kw,
+        )
+
+    t = interleaved({"ours": run_ours, "hf": run_hf}, repeats)
+    same = torch.equal(res["ours"], res["hf"])
+    tokens = B * new_tokens
+    return {
+        "case": f"beam {shape} x{B}, {beams} beams, {new_tokens} new, src {S // 2}-{S}",
+        "unit": "new tok/s",
+        "ours": tokens / t["ours"],
+        "hf": tokens / t["hf"],
+        "note": f"outputs equal: {same}",
+    }
+
+
+def row(case: str, tokens: int, t: dict, f: float, peak: float) -> dict:
+    note = f"GFLOP/s ours {f / t['ours'] / 1e9:.0f} ({f / t['ours'] / peak:.0%} of mm), "
+    note += f"transformers {f / t['hf'] / 1e9:.0f} ({f / t['hf'] / peak:.0%})"
+    return {"case": case, "unit": "tok/s", "ours": tokens / t["ours"], "hf": tokens / t["hf"], "note": note}
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats + 1))
+    return 2 * n**3 / best
+
+
+def main(quick: bool = False) -> None:
+    threads = int(os.environ.get("BENCH_THREADS", "2"))
+    torch.set_num_threads(threads)
+    peak = matmul_peak()
+    print(f"fp32 torch.mm peak: {peak / 1e9:.0f} GFLOP/s on {threads} threads; torch {torch.__version__}\n", flush=True)
+    if quick:
+        cases = [
+            lambda: bench_fixed("tiny", 128, 4, 3, peak),
+            lambda: bench_variable("tiny", 16, 128, 4, 2, peak),
+            lambda: bench_beam("tiny", 4, 64, 16, 4, 2),
+        ]
+    else:
+        cases = [
+            lambda: bench_fixed("tiny", 512, 8, 5, peak),
+            lambda: bench_fixed("small", 512, 8, 3, peak),
+            lambda: bench_fixed("base", 512, 8, 2, peak),
+            lambda: bench_variable("tiny", 64, 512, 8, 2, peak),
+            lambda: bench_beam("tiny", 8, 512, 64, 4, 3),
+        ]
+    print("| case | unit | ours | transformers (sdpa) | ratio | notes |\n|---|---|---:|---:|---:|---|", flush=True)
+    for case in cases:
+        r = case()
+        print(
+            f"| {r['case']} | {r['unit']} | {r['ours']:,.0f} | {r['hf']:,.0f} "
+            f"| {r['ours'] / r['hf']:.2f}x | {r['note']} |",
+            flush=True,
+        )
