@@ -16,15 +16,17 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
    token id, so permutation works with any tokenizer. Words come from ``doc.word_starts``, not from a
    GPT-2-specific "begins with a space" table; the first content token always starts a word.
 4. Text infilling: spans never overlap and the budget ``ceil(ratio * words)`` is EXACTLY what is covered
-   (fairseq draws span starts independently, so spans overlap and cover ~27% instead of 30%). Span
-   placement is uniform over non-overlapping arrangements; a span never runs past ``</s>``.
+   (fairseq draws span starts independently, so spans overlap and cover ~27% instead of 30%). Each span
+   lands at a uniformly random boundary of the uncovered words, independently of the others (spans may touch:
+   each still becomes its own mask); a span never runs past ``</s>``.
 5. 0-length spans insert their mask at a word boundary chosen with the other spans (fairseq inserts them
    anywhere, with ``add_insertion_noise``, and makes ``ceil(n * random_ratio)`` of them random, i.e. at least
    one as soon as ``mask_random > 0``). Ours: each span, 0-length or not, is random with chance ``mask_random``.
 6. Random replacements never draw a special id (``ctx.random_tokens``); fairseq draws from ``[1, vocab)``,
    which includes <pad>, </s>, <unk>, <mask> and fairseq's ``madeupword`` fillers.
 7. Random insertion never grows a document past ``ctx.max_length``; it inserts ``ceil(ratio * content
-   tokens)`` (fairseq counts <s>/</s> too) and picks random tokens per insert with chance ``random_ratio``
+   tokens)`` (fairseq counts <s>/</s> too), each at an independent uniformly random token boundary (fairseq:
+   distinct random slots of the result), and picks random tokens per insert with chance ``random_ratio``
    (fairseq: exactly ``ceil(n * random_ratio)``).
 8. Document rotation picks the new first token uniformly among content tokens (fairseq's offsets 1 and
    L - 1 both leave the document unchanged, so "no rotation" is twice as likely as any rotation).

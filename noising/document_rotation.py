@@ -26,7 +26,7 @@ class DocumentRotation(Noise):
         n_content = len(doc.tokens) - 2
         if self.probability == 0 or n_content < 2 or rng.random() >= self.probability:
             return doc
-        shift = int(rng.integers(n_content))  # content index that becomes first; 0 leaves the document as is
+        shift = int(rng.random() * n_content)  # content index that becomes first; 0 leaves the document as is
         if shift == 0:
             return doc
         order = np.concatenate(([0], np.arange(shift + 1, n_content + 1), np.arange(1, shift + 1), [n_content + 1]))

@@ -35,7 +35,7 @@ class SentencePermutation(Noise):
         if n_shuffled == k:
             order = rng.permutation(k)
         else:
-            chosen = rng.choice(k, size=n_shuffled, replace=False)
+            chosen = rng.permutation(k)[:n_shuffled]
             order = np.arange(k)
             order[chosen] = chosen[rng.permutation(n_shuffled)]
         lengths = (ends - starts)[order]

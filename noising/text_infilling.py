@@ -32,13 +32,11 @@ def poisson_cdf(lam: float) -> np.ndarray:
 
 def sample_span_lengths(rng: np.random.Generator, cdf: np.ndarray, mean: float, total: int) -> np.ndarray:
     """I.i.d. truncated-Poisson lengths until they reach ``total``; the last one is cut so they sum to it exactly."""
-    lengths = np.empty(0, dtype=np.int64)
-    covered = 0
-    while covered < total:
-        draw = np.searchsorted(cdf, rng.random(int((total - covered) / max(mean, 0.5) * 1.25) + 4), side="right")
-        lengths = np.concatenate((lengths, draw))
-        covered = int(lengths.sum())
+    lengths = np.searchsorted(cdf, rng.random(int(total / max(mean, 0.5) * 1.25) + 8), side="right")
     cum = np.cumsum(lengths)
+    while cum[-1] < total:  # rare: too few drawn, draw as many again
+        lengths = np.concatenate((lengths, np.searchsorted(cdf, rng.random(len(lengths)), side="right")))
+        cum = np.cumsum(lengths)
     last = int(np.searchsorted(cum, total))  # first span reaching the budget
     lengths = lengths[: last + 1]
     lengths[last] -= cum[last] - total
@@ -75,9 +73,11 @@ class TextInfilling(Noise):
         first_word = place_items(rng, n_words - total, lengths)
         start, end = pos[first_word], pos[first_word + lengths]  # token offsets [start, end) per span
         values = replacement_values(rng, ctx, len(lengths), self.mask_random)
-        filled = lengths > 0
-        insert_at, insert_values = start[~filled], values[~filled]  # 0-length spans insert their mask
-        start, end, values = start[filled], end[filled], values[filled]
+        insert_at = insert_values = None
+        if np.count_nonzero(lengths) < len(lengths):  # 0-length spans insert their mask
+            filled = lengths > 0
+            insert_at, insert_values = start[~filled], values[~filled]
+            start, end, values = start[filled], end[filled], values[filled]
         n = len(doc.tokens)
         bounds = np.zeros(n + 1, dtype=np.int64)
         bounds[start] += 1
@@ -86,11 +86,12 @@ class TextInfilling(Noise):
         keep = ~covered
         if self.replace_length == 1:
             keep[start] = True
-        # Many 0-length spans (small lambda) could grow the document: keep at most what max_length allows.
-        room = max(ctx.max_length, n) - (n if self.replace_length == -1 else int(keep.sum()))
-        if len(insert_at) > room:
-            chosen = np.sort(rng.choice(len(insert_at), size=max(room, 0), replace=False))
-            insert_at, insert_values = insert_at[chosen], insert_values[chosen]
+        if insert_at is not None:
+            # Many 0-length spans (small lambda) could grow the document: keep at most what max_length allows.
+            room = max(ctx.max_length, n) - (n if self.replace_length == -1 else int(np.count_nonzero(keep)))
+            if len(insert_at) > room:
+                chosen = np.sort(rng.choice(len(insert_at), size=max(room, 0), replace=False))
+                insert_at, insert_values = insert_at[chosen], insert_values[chosen]
         if self.replace_length == -1:
             tokens = doc.tokens.copy()
             span_of = np.cumsum(np.isin(np.arange(n), start)) - 1  # span index of each covered token

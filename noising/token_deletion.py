@@ -31,7 +31,7 @@ class TokenDeletion(Noise):
         k = budget(n_units, self.ratio)
         if k == 0:
             return doc
-        chosen = rng.choice(n_units, size=k, replace=False)
+        chosen = rng.permutation(n_units)[:k]
         n = len(doc.tokens)
         bounds = np.zeros(n + 1, dtype=np.int64)
         bounds[pos[chosen]] = 1  # chosen words are distinct: no repeated index

@@ -43,7 +43,7 @@ class TokenMasking(Noise):
         k = budget(n_units, self.ratio)
         if k == 0:
             return doc
-        chosen = rng.choice(n_units, size=k, replace=False)
+        chosen = rng.permutation(n_units)[:k]
         u = rng.random(k)
         fate = np.where(u < self.random_ratio, 1, np.where(u < self.random_ratio + self.keep_ratio, 2, 0))
         lengths = pos[chosen + 1] - pos[chosen]

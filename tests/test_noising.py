@@ -84,18 +84,32 @@ def run(noise, seed=0, doc=None):
 
 
 def test_text_infilling_replaces_each_span_with_one_mask():
-    assert run(noising.TextInfilling(), seed=0) == ([0, M, 13, 14, 15, 16, 17, 2], [0, 1, 1, 0, 1, 1, 1, 0], [1, 2, 5])
-    # two whole words [10 11] [12] became one mask; the 2nd sentence now starts right after it
+    # budget ceil(0.3 * 6) = 2 words: spans [10 11] and [16], each one mask; every sentence keeps its place
+    assert run(noising.TextInfilling(), seed=3) == (
+        [0, M, 12, 13, 14, 15, M, 17, 2],
+        [0, 1, 1, 1, 0, 1, 1, 1, 0],
+        [1, 3, 6],
+    )
 
 
 def test_text_infilling_span_across_a_sentence_boundary_keeps_both_sentences():
     # one span over [12] (end of sentence 1) and [13 14] (start of sentence 2): its mask stays in sentence 1
-    assert run(noising.TextInfilling(), seed=1) == ([0, 10, 11, M, 15, 16, 17, 2], [0, 1, 0, 1, 1, 1, 1, 0], [1, 4, 5])
+    assert run(noising.TextInfilling(), seed=2) == ([0, 10, 11, M, 15, 16, 17, 2], [0, 1, 0, 1, 1, 1, 1, 0], [1, 4, 5])
 
 
 def test_text_infilling_replace_length_zero_deletes_spans_and_minus_one_masks_every_token():
-    assert run(noising.TextInfilling(replace_length=0, mask_random=0.0))[0] == [0, 13, 14, 15, 16, 17, 2]
-    assert run(noising.TextInfilling(replace_length=-1, mask_random=0.0))[0] == [0, M, M, M, 13, 14, 15, 16, 17, 2]
+    # seed 0 draws one span over the words [13 14] [15] (the whole 2nd sentence)
+    assert run(noising.TextInfilling(mask_random=0.0)) == (
+        [0, 10, 11, 12, M, 16, 17, 2],
+        [0, 1, 0, 1, 1, 1, 1, 0],
+        [1, 4, 5],
+    )
+    assert run(noising.TextInfilling(replace_length=0, mask_random=0.0)) == (
+        [0, 10, 11, 12, 16, 17, 2],
+        [0, 1, 0, 1, 1, 1, 0],
+        [1, 4],  # the emptied sentence is gone
+    )
+    assert run(noising.TextInfilling(replace_length=-1, mask_random=0.0))[0] == [0, 10, 11, 12, M, M, M, 16, 17, 2]
 
 
 def test_text_infilling_zero_length_span_inserts_a_mask():
@@ -111,22 +125,26 @@ def test_text_infilling_zero_length_span_inserts_a_mask():
 
 
 def test_token_masking_replaces_in_place():
-    assert run(noising.TokenMasking(ratio=0.3, random_ratio=0.0)) == (
-        [0, 10, 11, 12, 13, M, M, 16, M, 2],
+    assert run(noising.TokenMasking(ratio=0.3, random_ratio=0.0), seed=3) == (
+        [0, 10, 11, M, 13, 14, 15, M, M, 2],
         [0, 1, 0, 1, 1, 0, 1, 1, 1, 0],
         [1, 4, 7],
     )
 
 
 def test_token_masking_whole_words_masks_every_token_of_a_word():
-    tokens = run(noising.TokenMasking(ratio=0.3, whole_words=True, random_ratio=0.0), seed=3)[0]
+    tokens = run(noising.TokenMasking(ratio=0.3, whole_words=True, random_ratio=0.0), seed=1)[0]
     assert tokens == [0, M, M, 12, 13, 14, 15, M, 17, 2]  # words [10 11] and [16]: ceil(0.3 * 6) = 2
 
 
 def test_token_deletion_removes_tokens_and_shifts_sentences():
-    # ceil(0.3 * 8) = 3 tokens (12, 13, 16) deleted; each sentence keeps its remaining tokens
-    expected = ([0, 10, 11, 14, 15, 17, 2], [0, 1, 0, 0, 1, 1, 0], [1, 3, 5])
-    assert run(noising.TokenDeletion(ratio=0.3), seed=1) == expected
+    # ceil(0.3 * 8) = 3 tokens deleted: 10, 11, 15 with seed 1; 15, 16, 17 (the whole 3rd sentence) with seed 2
+    assert run(noising.TokenDeletion(ratio=0.3), seed=1) == (
+        [0, 12, 13, 14, 16, 17, 2],
+        [0, 1, 1, 0, 1, 1, 0],
+        [1, 2, 4],
+    )
+    assert run(noising.TokenDeletion(ratio=0.3), seed=2) == ([0, 10, 11, 12, 13, 14, 2], [0, 1, 0, 1, 1, 0, 0], [1, 4])
 
 
 def test_sentence_permutation_moves_whole_sentences():
@@ -138,18 +156,20 @@ def test_sentence_permutation_moves_whole_sentences():
 
 
 def test_document_rotation_keeps_bos_and_eos_in_place():
+    # content rotated to start at its 3rd token; the cut (before 12) becomes a sentence boundary
     assert run(noising.DocumentRotation()) == (
-        [0, 14, 15, 16, 17, 10, 11, 12, 13, 2],
-        [0, 1, 1, 1, 1, 1, 0, 1, 1, 0],
-        [1, 3, 5, 8],
+        [0, 12, 13, 14, 15, 16, 17, 10, 11, 2],
+        [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],
+        [1, 2, 5, 7],
     )
 
 
 def test_random_insertion_inserts_masks_and_random_tokens():
+    # ceil(0.3 * 8) = 3 inserts (one random); an insert belongs to the sentence of the token after it
     assert run(noising.RandomInsertion(ratio=0.3, random_ratio=0.5)) == (
-        [0, 10, 11, 12, 13, 14, 7, M, M, 15, 16, 17, 2],
-        [0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0],
-        [1, 4, 10],
+        [0, 61, 10, 11, M, 12, 13, 14, M, 15, 16, 17, 2],
+        [0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0],
+        [1, 6, 10],
     )
 
 
@@ -182,7 +202,7 @@ def test_infilling_then_permutation_moves_masks_with_their_sentence():
         ends = [*d.sentence_starts[1:], len(d) - 1]
         return sorted(tuple(d.tokens[a:b].tolist()) for a, b in zip(d.sentence_starts, ends, strict=True))
 
-    assert sentences(out) == sentences(filled) == [(13, 14, 15), (16, 17), (M,)]
+    assert sentences(out) == sentences(filled) == [(10, 11, 12), (16, 17), (M,)]
 
 
 # Validation: every error names Class.field, the value and what is allowed.
@@ -233,3 +253,8 @@ def test_random_tokens_cover_every_non_special_id_uniformly(specials):
     counts = np.bincount(draws, minlength=10)
     assert np.flatnonzero(counts).tolist() == allowed
     assert counts[allowed].min() > 0.8 * 20_000 / len(allowed)
+
+
+def test_sample_rng_is_the_seed_sequence_of_seed_epoch_index():
+    expected = np.random.default_rng(np.random.SeedSequence([5, 2, 1234])).integers(0, 2**62, 4)
+    assert sample_rng(5, 2, 1234).integers(0, 2**62, 4).tolist() == expected.tolist()
