@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from bart_pretrain.io import atomic_open, atomic_write_json
+from bart_pretrain.io import atomic_open, atomic_write_json, atomic_write_text
 from bart_pretrain.model import Bart, BartConfig
 
 TIED = ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
@@ -92,6 +92,16 @@ def save_hf(model: Bart, tokenizer, out_dir) -> Path:
         f.write(save(tensors, metadata={"format": "pt"}))
     if tokenizer is not None:
         tokenizer.save(out)
+        if hasattr(tokenizer, "backend"):  # our Tokenizer (a tokenizers.Tokenizer inside)
+            import tokenizers
+
+            # transformers' BART tokenizer wraps each text as <s> ... </s> (ours adds them outside the tokenizer,
+            # which encodes without specials): without this post-processor a pipeline feeds unwrapped sources.
+            backend = tokenizers.Tokenizer.from_str(tokenizer.backend.to_str())
+            backend.post_processor = tokenizers.processors.TemplateProcessing(
+                single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+            )
+            atomic_write_text(out / "tokenizer.json", backend.to_str(pretty=True) + "\n")
         tok_config = dict(
             SPECIAL_TOKENS,
             mask_token="<mask>",

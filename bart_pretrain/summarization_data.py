@@ -145,7 +145,7 @@ class SummarizationDataModule(pl.LightningDataModule):
         document_column: str = "document",
         summary_column: str = "summary",
         split_names: dict[str, str] | None = None,
-        tokenizer_path: str | None = None,
+        tokenizer_file: str | None = None,
         max_source_length: int = 512,
         max_target_length: int = 128,
         max_tokens: int = 4096,
@@ -167,7 +167,7 @@ class SummarizationDataModule(pl.LightningDataModule):
             document_column: the column holding the document (cnn_dailymail: article).
             summary_column: the column holding the reference summary (cnn_dailymail: highlights).
             split_names: the dataset's names of the splits, e.g. {"validation": "valid"}.
-            tokenizer_path: tokenizer.json; default: the fine-tuned model's tokenizer.
+            tokenizer_file: tokenizer.json; default: the fine-tuned model's tokenizer.
             max_source_length: documents are truncated to this many tokens (with <s> and </s>).
             max_target_length: summaries are truncated to this many tokens (with <s> and </s>).
             max_tokens: token budget of a batch: batch size x max(source, target) length of its longest pair.
@@ -193,12 +193,12 @@ class SummarizationDataModule(pl.LightningDataModule):
             module = getattr(getattr(self, "trainer", None), "lightning_module", None)
             if getattr(module, "tokenizer", None) is not None:
                 self.tokenizer = module.tokenizer
-            elif self.hparams.tokenizer_path is not None:
+            elif self.hparams.tokenizer_file is not None:
                 from bart_pretrain.tokenizer import Tokenizer
 
-                self.tokenizer = Tokenizer.from_file(self.hparams.tokenizer_path)
+                self.tokenizer = Tokenizer.from_file(self.hparams.tokenizer_file)
             else:
-                raise ValueError("the summarization data needs a tokenizer: set --data.tokenizer_path")
+                raise ValueError("the summarization data needs a tokenizer: set --data.tokenizer_file")
         return self.tokenizer
 
     def pairs(self, split: str) -> datasets.Dataset:
