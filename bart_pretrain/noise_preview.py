@@ -70,19 +70,21 @@ def annotate(
 
 
 def claim_gap(source: np.ndarray, start: int, stop: int, present: np.ndarray, before: list[str]) -> bool:
-    """Mark as masked the run of missing input tokens that new tokens ``[start, stop)`` replaced; False if none."""
+    """Mark as masked the runs of missing input tokens that the new tokens ``[start, stop)`` replaced: the run
+    right after the surviving token before them and the one right before the surviving token after them (spans
+    on either side, e.g. when sentences moved). False if there is none: the new tokens were inserted."""
     candidates = []
     if start > 0 and source[start - 1] >= 0:
-        candidates.append((source[start - 1] + 1, 1))  # the run right after the previous surviving token
+        candidates.append((source[start - 1] + 1, 1))
     if stop < len(source) and source[stop] >= 0:
-        candidates.append((source[stop] - 1, -1))  # ... or right before the next one
+        candidates.append((source[stop] - 1, -1))
+    claimed = False
     for j, step in candidates:
-        if 0 < j < len(present) - 1 and not present[j] and before[j] == DELETED:
-            while 0 < j < len(present) - 1 and not present[j] and before[j] == DELETED:
-                before[j] = MASKED
-                j += step
-            return True
-    return False
+        while 0 < j < len(present) - 1 and not present[j] and before[j] == DELETED:
+            before[j] = MASKED
+            j += step
+            claimed = True
+    return claimed
 
 
 def runs(labels: list[str], member) -> list[tuple[int, int]]:
@@ -157,12 +159,12 @@ def read_corpus(path: Path, n: int) -> list[str]:
     return texts
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bart-pretrain noise-preview", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--config", required=True, help="noise recipe YAML (e.g. configs/noise/bart_large.yaml)")
     parser.add_argument("--text", action="append", default=[], help="a text to noise (repeatable)")
     parser.add_argument("--corpus", type=Path, help="a .jsonl (field `text`) or .txt corpus to sample documents from")
-    parser.add_argument("--n", type=int, default=2, help="documents taken from --corpus (default 2)")
+    parser.add_argument("--n", type=int, default=2, help="corpus documents shown (first chunk of each; default 2)")
     parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--epoch", type=int, default=0, help="epoch whose noise to show (default 0)")
@@ -194,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = tok.noise_context(args.max_length)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
-    texts = list(args.text) + (read_corpus(args.corpus, args.n) if args.corpus is not None else [])
+    # Every chunk of a --text; the first chunk of each corpus document.
+    texts = [(t, None) for t in args.text]
+    texts += [(t, 1) for t in (read_corpus(args.corpus, args.n) if args.corpus is not None else [])]
 
     def decode(i: int) -> str:
         return tok.decode([i], skip_special_tokens=False)
@@ -202,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recipe {args.config}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
     print(legend(color))
     index = 0
-    for text in texts:
-        for chunk in encode_document(text, tok, args.max_length):
+    for text, limit in texts:
+        for chunk in encode_document(text, tok, args.max_length)[:limit]:
             doc = to_document(chunk)
             traced = annotate(pipe, doc, args.seed, args.epoch, index, ctx)
             print(f"\nsample {index} (seed {args.seed}, epoch {args.epoch}):", end=" ")
@@ -222,6 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         print("noise-preview: error: no text to show (empty --text / corpus?)", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `noise-preview ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
