@@ -47,3 +47,11 @@ def test_recipe_errors_name_the_file_and_the_noise(tmp_path):
         load_noise(bad)
     assert len(load_noise([{"class_path": "token_deletion"}])) == 1
     assert load_noise(Path("configs/noise/token_deletion.yaml")).noises == load_noise("token_deletion").noises
+
+
+def test_noise_bench_prints_a_row_per_recipe(capsys):
+    from bart_pretrain.bench import noise as bench
+
+    bench.main(quick=True)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "M |" in line]
+    assert [r.split(" |")[0][2:].split(" (")[0] for r in rows] == ["(sample_rng only)", *bench.RECIPES]
