@@ -55,3 +55,22 @@ def test_noise_bench_prints_a_row_per_recipe(capsys):
     bench.main(quick=True)
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "M |" in line]
     assert [r.split(" |")[0][2:].split(" (")[0] for r in rows] == ["(sample_rng only)", *bench.RECIPES]
+
+
+def test_every_recipe_keeps_the_contract_on_documents_from_the_data_pipeline():
+    tokenizer = pytest.importorskip("bart_pretrain.tokenizer")
+    from bart_pretrain.data.documents import encode_document, to_document
+    from noising.testing import check_noise
+
+    texts = [
+        "BART is trained by corrupting text. It learns to reconstruct it!  Does it work? Yes: very well.",
+        "One sentence without an end",
+        "Numbers 3.14 and e.g. abbreviations, U.S.A. style. Then\n\nnew paragraphs and ünïcödé.",
+    ]
+    tok = tokenizer.train_tokenizer(texts * 5, 300)
+    docs = [to_document(c) for t in texts for c in encode_document(t, tok, 24)]
+    assert len(docs) > 3
+    ctx = tok.noise_context(24)
+    for path in sorted(RECIPE_DIR.glob("*.yaml")):
+        for noise in load_noise(path).noises:
+            check_noise(noise, ctx, seeds=range(5), docs=docs)
