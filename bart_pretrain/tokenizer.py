@@ -41,7 +41,10 @@ class Tokenizer:
         for want, token in enumerate(SPECIALS):
             got = backend.token_to_id(token)
             if got != want:
-                raise ValueError(f"tokenizer: {token} has id {got}, must be {want} (BART's special ids)")
+                raise ValueError(
+                    f"tokenizer: {token} has id {got}, must be {want} (BART's special ids); for a GPT-2 vocabulary "
+                    "load its vocab.json + merges.txt instead (they are renumbered with the specials first)"
+                )
         mask_id = backend.token_to_id(MASK)
         if mask_id is None:
             raise ValueError(f"tokenizer: no {MASK} token; BART needs one (the last id)")

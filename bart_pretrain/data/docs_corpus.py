@@ -11,6 +11,7 @@ Format reference: the reStructuredText specification (docutils), the Debian bina
 from __future__ import annotations
 
 import io
+import lzma
 import re
 import shutil
 import subprocess
@@ -51,8 +52,14 @@ def deb_data_tar(path: str | Path) -> tarfile.TarFile:
     if name.endswith(".zst"):
         if not shutil.which("zstd"):
             raise ValueError(f"{path}: data.tar.zst needs the `zstd` program")
-        payload = subprocess.run(["zstd", "-dc"], input=payload, capture_output=True, check=True).stdout
-    return tarfile.open(fileobj=io.BytesIO(payload), mode="r:*")
+        proc = subprocess.run(["zstd", "-dc"], input=payload, capture_output=True)
+        if proc.returncode != 0:
+            raise ValueError(f"{path}: cannot decompress {name}: {proc.stderr.decode(errors='replace').strip()}")
+        payload = proc.stdout
+    try:
+        return tarfile.open(fileobj=io.BytesIO(payload), mode="r:*")
+    except (tarfile.TarError, EOFError, lzma.LZMAError, OSError) as e:
+        raise ValueError(f"{path}: corrupt {name} ({e})") from None
 
 
 def rst_sources(path: str | Path) -> Iterator[tuple[str, str]]:
