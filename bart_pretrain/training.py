@@ -1,0 +1,255 @@
+"""Training utilities shared by pretraining and fine-tuning: AdamW with warmup + decay, token-level cross-entropy
+normalised by the number of target tokens of the whole optimizer step (all accumulated batches, all ranks), a
+non-finite loss guard, and :class:`Seq2SeqModule`, the LightningModule base both tasks subclass.
+
+Normalisation (fairseq's ``--sentence-avg false``): each batch backpropagates its SUM of token losses; before the
+optimizer step the gradients are scaled by ``1 / N`` where N is the all-reduced token count of the step, so the
+update is ``grad(sum of token losses) / N`` exactly, not a mean of per-batch means.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Backward runs on sum(token losses) / LOSS_SCALE and the gradients are rescaled before the step. A power of two, so
+# the scaling is exact in floating point; it only keeps fp16 gradients in range.
+LOSS_SCALE = 4096.0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule (``--model.optim.*``)."""
+
+    lr: float = 4e-4
+    """Peak learning rate, reached at the end of warmup."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    """AdamW betas (BART/fairseq: 0.9, 0.98)."""
+    eps: float = 1e-6
+    """AdamW epsilon."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay; never applied to biases, norms or the embedding table's pad row alone (1-D params)."""
+    warmup_steps: int = 1000
+    """Linear warmup from 0 to ``lr`` over this many optimizer steps."""
+    schedule: Literal["polynomial", "linear", "cosine", "constant"] = "polynomial"
+    """Decay after warmup, down to ``end_lr`` at ``total_steps`` (polynomial with power 1 is linear)."""
+    power: float = 1.0
+    """Exponent of the polynomial decay."""
+    end_lr: float = 0.0
+    """Learning rate at the end of the schedule."""
+    total_steps: int | None = None
+    """Length of the schedule in optimizer steps; None: ``--trainer.max_steps``."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy (0 for pretraining, 0.1 for BART fine-tuning)."""
+
+    def __post_init__(self):
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr={self.lr!r}: must be > 0 (--model.optim.lr)")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps={self.warmup_steps!r}: must be >= 0 (--model.optim.warmup_steps)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"optim.label_smoothing={self.label_smoothing!r}: must be in [0, 1)")
+        if not 0.0 <= self.end_lr <= self.lr:
+            raise ValueError(f"optim.end_lr={self.end_lr!r}: must be in [0, lr={self.lr}]")
+        if self.total_steps is not None and self.total_steps < 1:
+            raise ValueError(f"optim.total_steps={self.total_steps!r}: must be >= 1 or null")
+
+
+def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
+    """Multiplier of ``cfg.lr`` after ``step`` optimizer steps: linear warmup, then the chosen decay."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / (cfg.warmup_steps + 1)
+    end = cfg.end_lr / cfg.lr
+    if cfg.schedule == "constant":
+        return 1.0
+    span = max(total_steps - cfg.warmup_steps, 1)
+    progress = min((step - cfg.warmup_steps) / span, 1.0)
+    if cfg.schedule == "cosine":
+        return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    power = 1.0 if cfg.schedule == "linear" else cfg.power
+    return end + (1.0 - end) * (1.0 - progress) ** power
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (biases, LayerNorm gains and other 1-D parameters are exempt)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int) -> dict:
+    """A Lightning ``lr_scheduler`` dict stepping every optimizer step."""
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps))
+    return {"scheduler": sched, "interval": "step", "frequency": 1}
+
+
+def token_cross_entropy(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+    """(N, V) logits of the N target tokens and their (N,) labels -> (sum of token losses in fp32, correct count)."""
+    loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=label_smoothing)
+    correct = (logits.argmax(-1) == labels).sum()
+    return loss, correct
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training loss or gradient is NaN/inf; the weights are left as they were before the step."""
+
+
+class Seq2SeqModule(pl.LightningModule):
+    """Base LightningModule for token-level seq2seq training. Subclasses set ``self.model`` (a ``Bart``),
+    ``self.pad_id`` and ``self.optim`` (:class:`OptimConfig`), and may override :meth:`token_loss`.
+
+    Batches are dicts with ``input_ids``, ``attention_mask``, ``decoder_input_ids`` and ``labels`` (pad = pad_id);
+    optional metadata ``epoch``, ``position`` and ``indices`` name the batch in error messages. Logs ``train/loss``,
+    ``train/token_acc``, ``train/lr``, ``train/tokens_per_s`` (target tokens, all ranks), ``train/grad_norm``,
+    ``train/tokens_seen``; ``val/loss`` and ``val/token_acc`` (token-weighted over all ranks).
+    """
+
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    """NaN/inf loss or gradient: stop with a message naming step and batch, or skip the update and go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._window: list[tuple[Tensor, dict]] = []  # (loss sum, tokens, correct) on device + batch id, this rank
+        self._val: list[Tensor] = []
+        self._last_step_time: float | None = None
+        self.tokens_seen = 0
+        self.history: dict[str, list] = {"train": [], "val": []}  # (step, loss) points for the report and plot
+
+    # -- loss ----------------------------------------------------------------------------------------------------
+    def token_loss(self, batch: dict[str, Tensor], label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+        """(sum of token losses, target token count, correct count) of one batch; logits only at non-pad labels."""
+        labels = batch["labels"]
+        target = labels != self.pad_id
+        logits = self.model(batch["input_ids"], batch["attention_mask"], batch["decoder_input_ids"], logits_mask=target)
+        loss, correct = token_cross_entropy(logits, labels[target], label_smoothing)
+        return loss, target.sum(), correct
+
+    @staticmethod
+    def describe_batch(meta: dict) -> str:
+        """``meta``: the batch's ``size`` and, when the loader provides them, ``epoch``, ``position``, ``indices``."""
+        if "position" not in meta:
+            return f"a batch of {meta['size']} samples"
+        shown = list(meta.get("indices", []))[:8]
+        return f"epoch {meta.get('epoch')} batch {meta['position']} (sample indices {shown}...)"
+
+    # -- training ------------------------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout masks as a pure function of (seed, epoch, batch, rank), not of the global RNG's history (which
+        # loader start-ups and validation also draw from): a resumed run draws exactly the masks it would have.
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        state = np.random.SeedSequence([seed, self.current_epoch, batch_idx, self.global_rank]).generate_state(2)
+        torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss, n_tokens, correct = self.token_loss(batch, self.optim.label_smoothing)
+        stats = torch.stack([loss.detach().double(), n_tokens.double(), correct.double()])
+        meta = {k: batch[k] for k in ("epoch", "position", "indices") if k in batch}
+        self._window.append((stats, meta | {"size": len(batch["labels"])}))
+        return loss / LOSS_SCALE
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        stats = torch.stack([s for s, _ in self._window])  # (batches, 3)
+        bad = ~torch.isfinite(stats[:, 0])
+        local = torch.cat([stats.sum(0), bad.any().double()[None]])
+        total = self.trainer.strategy.reduce(local, reduce_op="sum")
+        params = [p for p in self.parameters() if p.grad is not None]
+        # Undo Lightning's division by accumulate_grad_batches and DDP's averaging over ranks, then divide by the
+        # step's global token count.
+        scale = self.trainer.world_size * self.trainer.accumulate_grad_batches * LOSS_SCALE / total[1].clamp(min=1)
+        torch._foreach_mul_([p.grad for p in params], scale.to(params[0].grad.dtype))
+        grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params]))
+        loss_sum, n_tokens, correct, bad_ranks, grad_norm = torch.cat([total, grad_norm.double()[None]]).tolist()
+        expects_overflow = str(self.trainer.precision).startswith("16")  # the fp16 grad scaler skips those steps
+        if bad_ranks or not math.isfinite(loss_sum) or (not expects_overflow and not math.isfinite(grad_norm)):
+            self._nonfinite(bool(bad_ranks or not math.isfinite(loss_sum)), bad, params)
+            return
+        now = time.perf_counter()
+        self.tokens_seen += int(n_tokens)
+        metrics = {
+            "train/loss": loss_sum / max(n_tokens, 1.0),
+            "train/token_acc": correct / max(n_tokens, 1.0),
+            "train/lr": optimizer.param_groups[0]["lr"],
+            "train/grad_norm": grad_norm,
+            "train/tokens_seen": float(self.tokens_seen),
+        }
+        if self._last_step_time is not None:
+            metrics["train/tokens_per_s"] = n_tokens / max(now - self._last_step_time, 1e-9)
+        self._last_step_time = now
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
+        self.log("loss", metrics["train/loss"], prog_bar=True, logger=False, batch_size=1)
+        self.history["train"].append((self.trainer.global_step + 1, metrics["train/loss"]))
+        self._window.clear()
+
+    def _nonfinite(self, in_loss: bool, bad: Tensor, params: list[nn.Parameter]) -> None:
+        culprits = [self.describe_batch(meta) for (_, meta), b in zip(self._window, bad.tolist(), strict=True) if b]
+        where = "; ".join(culprits) or "another rank's batch"
+        what = "loss" if in_loss else "gradient norm"
+        message = f"non-finite {what} at step {self.trainer.global_step}: {where} (rank {self.global_rank})"
+        self._window.clear()
+        if self.on_nonfinite == "stop":
+            raise NonFiniteLossError(message + "; stopped before the update, so no checkpoint holds it")
+        self.print(f"warning: {message}; update skipped")
+        for p in params:
+            p.grad = None
+
+    def on_train_epoch_start(self) -> None:
+        self._last_step_time = None  # do not count validation or loader start-up as training time
+
+    def on_validation_end(self) -> None:
+        self._last_step_time = None
+
+    # -- validation ----------------------------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val.clear()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss, n_tokens, correct = self.token_loss(batch)
+        self._val.append(torch.stack([loss.double(), n_tokens.double(), correct.double()]))
+
+    def on_validation_epoch_end(self) -> None:
+        local = torch.stack(self._val).sum(0) if self._val else torch.zeros(3, dtype=torch.float64, device=self.device)
+        loss_sum, n_tokens, correct = self.trainer.strategy.reduce(local, reduce_op="sum").tolist()
+        self._val.clear()
+        val_loss = loss_sum / max(n_tokens, 1.0)
+        self.log_dict({"val/loss": val_loss, "val/token_acc": correct / max(n_tokens, 1.0)}, prog_bar=True)
+        full = not self.trainer.sanity_checking or self.trainer.num_sanity_val_steps == float("inf")
+        if full:  # a partial sanity pass would give a misleading first point
+            points = self.history["val"]
+            if points and points[-1][0] == self.trainer.global_step:
+                points.pop()  # re-validated after a resume: keep one point per step
+            points.append((self.trainer.global_step, val_loss))
+
+    # -- optimizer -----------------------------------------------------------------------------------------------
+    def total_steps(self) -> int:
+        """Schedule length without touching the train loader (reading ``trainer.estimated_stepping_batches`` here
+        would build it before a checkpoint's loader state is restored: Lightning issue #20550)."""
+        if self.optim.total_steps is not None:
+            return self.optim.total_steps
+        if self.trainer.max_steps and self.trainer.max_steps > 0:
+            return self.trainer.max_steps
+        raise ValueError(
+            "set --trainer.max_steps (or --model.optim.total_steps) so the learning-rate schedule has an end"
+        )
+
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.model, self.optim)
+        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim, self.total_steps())}
+
+    # -- state that must survive a resume ------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["training_state"] = {"tokens_seen": self.tokens_seen, "history": self.history}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("training_state", {})
+        self.tokens_seen = int(state.get("tokens_seen", 0))
+        self.history = {k: [tuple(x) for x in v] for k, v in state.get("history", self.history).items()}
