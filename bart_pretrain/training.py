@@ -111,7 +111,8 @@ class Seq2SeqModule(pl.LightningModule):
     Batches are dicts with ``input_ids``, ``attention_mask``, ``decoder_input_ids`` and ``labels`` (pad = pad_id);
     optional metadata ``epoch``, ``position`` and ``indices`` name the batch in error messages. Logs ``train/loss``,
     ``train/token_acc``, ``train/lr``, ``train/tokens_per_s`` (target tokens, all ranks), ``train/grad_norm``,
-    ``train/tokens_seen``; ``val/loss`` and ``val/token_acc`` (token-weighted over all ranks).
+    ``train/tokens_seen``, ``train/real_token_share`` (when batches carry ``real_tokens``/``padded_tokens``);
+    ``val/loss`` and ``val/token_acc`` (token-weighted over all ranks).
     """
 
     on_nonfinite: Literal["stop", "skip"] = "stop"
@@ -153,7 +154,7 @@ class Seq2SeqModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss, n_tokens, correct = self.token_loss(batch, self.optim.label_smoothing)
         stats = torch.stack([loss.detach().double(), n_tokens.double(), correct.double()])
-        meta = {k: batch[k] for k in ("epoch", "position", "indices") if k in batch}
+        meta = {k: batch[k] for k in ("epoch", "position", "indices", "real_tokens", "padded_tokens") if k in batch}
         self._window.append((stats, meta | {"size": len(batch["labels"])}))
         return loss / LOSS_SCALE
 
@@ -182,6 +183,9 @@ class Seq2SeqModule(pl.LightningModule):
             "train/grad_norm": grad_norm,
             "train/tokens_seen": float(self.tokens_seen),
         }
+        padded = sum(meta.get("padded_tokens", 0) for _, meta in self._window)
+        if padded:  # this rank's share of real (non-pad) source + target tokens in the step's batches
+            metrics["train/real_token_share"] = sum(meta["real_tokens"] for _, meta in self._window) / padded
         if self._last_step_time is not None:
             metrics["train/tokens_per_s"] = n_tokens / max(now - self._last_step_time, 1e-9)
         self._last_step_time = now
