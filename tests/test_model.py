@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from bart_pretrain.model import Bart, BartConfig, shift_tokens_right
+from bart_pretrain.model import Bart, BartConfig, linear_cross_entropy, shift_tokens_right
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
 
@@ -122,7 +122,7 @@ def test_cached_step_by_step_decoding_equals_full_forward(beams):
     am[1, 4:] = 0
     dec = torch.randint(4, 64, (2 * beams, 9))
     memory, mask = m.encode(ids, am)
-    full = m.decode(dec, memory.repeat_interleave(beams, 0), None if mask is None else mask.repeat_interleave(beams, 0))
+    full = m.lm_head(m.decode(dec, memory.repeat_interleave(beams, 0), mask.repeat_interleave(beams, 0)))
     cache = m.new_cache(memory, mask, 2 * beams, 9)
     steps = [m.decode_step(dec[:, :3], cache)]  # a multi-token first step (causal prefill)
     steps += [m.decode_step(dec[:, t : t + 1], cache) for t in range(3, 5)]
@@ -168,3 +168,25 @@ def test_tiny_model_overfits_one_batch():
         opt.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_linear_cross_entropy_equals_cross_entropy_on_logits(label_smoothing):
+    m = model(dropout=0.0).train()
+    ids, dec = torch.randint(4, 64, (3, 6)), torch.randint(4, 64, (3, 5))
+    labels = torch.randint(4, 64, (3, 5))
+    mask = torch.rand(3, 5) > 0.3
+    logits = m(ids, None, dec, logits_mask=mask)
+    ref = F.cross_entropy(logits, labels[mask], reduction="sum", label_smoothing=label_smoothing)
+    (2 * ref).backward()
+    expected = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    h = m.hidden_states(ids, None, dec, mask=mask)
+    loss, correct = linear_cross_entropy(
+        h, m.shared.weight, m.final_logits_bias[0], labels[mask], label_smoothing, 64 * 3
+    )
+    (2 * loss).backward()
+    torch.testing.assert_close(loss, ref)
+    assert correct == (logits.argmax(-1) == labels[mask]).sum()
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, expected[n], msg=n)
