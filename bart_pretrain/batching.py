@@ -117,6 +117,7 @@ class TokenBudgetBatchSampler(DistributedSampler):
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.epoch = 0
         self._start = 0  # first position of the next iteration (set by resume(), used once)
+        self.iterations = 0  # iterators started so far (a resume point set after the first one comes too late)
         self._cache: tuple[int, list[np.ndarray]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -151,6 +152,7 @@ class TokenBudgetBatchSampler(DistributedSampler):
     def __iter__(self) -> Iterator[BatchKey]:
         start, self._start = self._start, 0
         epoch = self.epoch
+        self.iterations += 1
         for position, batch in enumerate(self.local_plan()):
             if position >= start:
                 yield BatchKey(epoch, position, tuple(int(i) for i in batch))

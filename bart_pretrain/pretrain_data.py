@@ -451,6 +451,13 @@ class PretrainDataModule(pl.LightningDataModule):
         if isinstance(loader, StreamingLoader):
             loader.resume_after(epoch, position)
         else:
+            if loader.sampler.iterations:
+                raise RuntimeError(
+                    "the train loader started before the checkpoint's data position was restored, so the run would "
+                    "not continue at the right batch (Lightning issue #20550: something read "
+                    "trainer.estimated_stepping_batches in configure_optimizers under a strategy that restores "
+                    "checkpoints after setup, e.g. FSDP/DeepSpeed); use --trainer.max_steps for the schedule instead"
+                )
             loader.sampler.resume(epoch, int(position) + 1)
         self._resume = None
 

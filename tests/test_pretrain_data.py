@@ -143,3 +143,13 @@ def test_data_module_streams_a_local_corpus(world):
     n_chunks = len(_dm(world).train_docs)
     ids = [i for b in batches for i in b["indices"]]
     assert len(ids) == len(set(ids)) == n_chunks
+
+
+def test_restoring_the_data_position_after_the_loader_started_is_refused(world):
+    """Lightning issue #20550 under restore-after-setup strategies: fail loudly instead of resuming elsewhere."""
+    dm = _dm(world)
+    dm._consumed = (0, 1)
+    late = _dm(world)
+    next(iter(late.train_dataloader()))
+    with pytest.raises(RuntimeError, match="20550"):
+        late.load_state_dict(dm.state_dict())
