@@ -1,0 +1,316 @@
+"""Summarization fine-tuning (BART paper section 3.3 / fairseq ``examples/bart/README.summarization.md``).
+
+``SummarizationModule`` starts from our pretraining checkpoint or a transformers BART directory
+(``--model.init_from``) or from random weights (``--model.init_from null`` + ``--model.model_config``), trains with
+label-smoothed cross-entropy normalised by target tokens, AdamW with warmup + decay, and validates with loss and
+ROUGE of beam search on a fixed subset. ``main`` (``bart-pretrain finetune``) fits, then evaluates on the test split
+beside lead-1 and, with ``--compare_scratch true``, beside the same fine-tune from random weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytorch_lightning as pl
+import torch
+import yaml
+
+from bart_pretrain.evaluate import GenerationConfig, evaluate_pairs, lead_baseline, markdown_table, summarize_texts
+from bart_pretrain.io import atomic_write_json, atomic_write_text
+from bart_pretrain.model import shift_tokens_right
+from bart_pretrain.summarization_data import SummarizationDataModule
+from bart_pretrain.training import OptimConfig, Seq2SeqModule
+
+DEFAULT_INIT = "runs/pretrain/tiny/checkpoints/last.ckpt"
+DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
+
+
+class MissingCheckpointError(FileNotFoundError):
+    pass
+
+
+def _model_config(spec: str | dict, vocab_size: int):
+    """A BartConfig from a model preset (``configs/model/tiny.yaml``) or a dict; vocab size from the tokenizer."""
+    from bart_pretrain.model import BartConfig
+
+    if isinstance(spec, str):
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"--model.model_config: no such file {spec}")
+        spec = yaml.safe_load(path.read_text()) or {}
+        spec = spec.get("init_args", spec)
+    fields = {f.name for f in dataclasses.fields(BartConfig)}
+    unknown = sorted(set(spec) - fields)
+    if unknown:
+        raise ValueError(f"--model.model_config: unknown BartConfig fields {unknown}; valid: {sorted(fields)}")
+    return BartConfig(**{**spec, "vocab_size": vocab_size})
+
+
+def _checkpoint_tokenizer_path(path: str) -> str | None:
+    """The tokenizer a checkpoint was trained with: ours record it in hyper-parameters; an HF dir may hold one."""
+    p = Path(path)
+    if p.is_dir():
+        has = (p / "tokenizer.json").is_file() or (p / "vocab.json").is_file()
+        return str(p) if has else None
+    hparams = torch.load(p, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+    return hparams.get("tokenizer_path")
+
+
+class SummarizationModule(Seq2SeqModule):
+    """Fine-tuning for summarization; loss normalisation, optimizer and schedule from ``training.Seq2SeqModule``."""
+
+    def __init__(
+        self,
+        init_from: str | None = DEFAULT_INIT,
+        model_config: str | dict | None = "configs/model/tiny.yaml",
+        tokenizer_path: str | None = None,
+        optim: OptimConfig | None = None,
+        dropout: float | None = None,
+        generation: GenerationConfig | None = None,
+        max_source_length: int = 512,
+        eval_max_tokens: int = 8192,
+    ):
+        """
+        Args:
+            init_from: our pretraining ``.ckpt`` or a transformers BART directory; null = random weights built
+                from ``model_config``.
+            model_config: model preset (YAML of BartConfig fields, e.g. configs/model/tiny.yaml) or dict; used only
+                when ``init_from`` is null. The vocabulary size comes from the tokenizer.
+            tokenizer_path: tokenizer.json (or a directory); default: the one recorded in the checkpoint, else
+                data/tokenizer/tokenizer.json.
+            optim: AdamW, warmup + decay and label smoothing (default: fairseq's fine-tuning recipe, lr 3e-5,
+                500 warmup steps, linear decay, label smoothing 0.1).
+            dropout: override the model's dropout for fine-tuning (null keeps the checkpoint's).
+            generation: beam-search settings for validation ROUGE, test evaluation and `summarize`.
+            max_source_length: documents are truncated to this many tokens at generation time (linked from
+                ``--data.max_source_length``).
+            eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
+        """
+        super().__init__()
+        from bart_pretrain.model import Bart
+        from bart_pretrain.tokenizer import Tokenizer
+
+        self.optim = optim or OptimConfig(lr=3e-5, warmup_steps=500, schedule="linear", label_smoothing=0.1)
+        self.generation = generation or GenerationConfig()
+        if init_from is not None:
+            if not Path(init_from).exists():
+                hint = " Run `make pretrain` first." if init_from == DEFAULT_INIT else ""
+                raise MissingCheckpointError(
+                    f"--model.init_from: no checkpoint at {init_from}.{hint} "
+                    "(or pass --model.init_from null to fine-tune from random weights)"
+                )
+            from bart_pretrain.checkpoint import load_bart
+
+            model, tokenizer = load_bart(init_from)
+            tokenizer_path = tokenizer_path or _checkpoint_tokenizer_path(init_from)
+            if tokenizer is None or tokenizer_path is None:
+                tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
+                tokenizer = Tokenizer.from_file(tokenizer_path)
+        else:
+            if model_config is None:
+                raise ValueError("--model.init_from null needs --model.model_config (e.g. configs/model/tiny.yaml)")
+            tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
+            tokenizer = Tokenizer.from_file(tokenizer_path)
+            model = Bart(_model_config(model_config, tokenizer.vocab_size))
+        if model.config.vocab_size != tokenizer.vocab_size:
+            raise ValueError(
+                f"the model's vocabulary ({model.config.vocab_size}) does not match the tokenizer at "
+                f"{tokenizer_path} ({tokenizer.vocab_size}); pass the tokenizer the checkpoint was trained with "
+                "(--model.tokenizer_path)"
+            )
+        if dropout is not None and dropout != model.config.dropout:
+            # Dropout rates are fixed at construction: rebuild with the new rate and the same weights.
+            state = model.state_dict()
+            model = Bart(dataclasses.replace(model.config, dropout=dropout))
+            model.load_state_dict(state)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pad_id = model.config.pad_token_id
+        self.save_hyperparameters()
+        # What load_bart and `summarize` need to rebuild this model without its init checkpoint (CONTRACTS.md).
+        self.hparams["model_config"] = dataclasses.asdict(model.config)
+        self.hparams["tokenizer_path"] = str(tokenizer_path)
+        self.hparams["generation"] = dataclasses.asdict(self.generation)
+
+    def token_loss(self, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0):
+        """(sum of token losses, target tokens, correct tokens); decoder inputs are the labels shifted right."""
+        if "decoder_input_ids" not in batch:
+            c = self.model.config
+            shifted = shift_tokens_right(batch["labels"], c.pad_token_id, c.decoder_start_token_id)
+            batch = {**batch, "decoder_input_ids": shifted}
+        return super().token_loss(batch, label_smoothing)
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if self.trainer.sanity_checking:
+            return
+        subset = getattr(self.trainer.datamodule, "rouge_subset", None)
+        documents, references = subset() if subset is not None else ([], [])
+        if not documents:
+            return
+        from bart_pretrain.metrics import rouge
+
+        scores = rouge(self.summarize(documents), references)
+        self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False)
+        self.history.setdefault("val_rouge", []).append((self.trainer.global_step, scores))
+
+    def summarize(self, documents: list[str]) -> list[str]:
+        """Beam-search summaries with this module's generation settings."""
+        return summarize_texts(
+            self.model,
+            self.tokenizer,
+            documents,
+            self.generation,
+            self.hparams.max_source_length,
+            self.hparams.eval_max_tokens,
+        )
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+def _variant(init_from: str | None) -> str:
+    return "from_pretrained" if init_from is not None else "from_scratch"
+
+
+def _cli_class():
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.cli import LightningCLI
+
+    class FinetuneCLI(LightningCLI):
+        """Each run (from pretrained, from scratch) lands in ``<trainer.default_root_dir>/<variant>/``."""
+
+        def add_arguments_to_parser(self, parser):
+            parser.add_argument(
+                "--compare_scratch",
+                type=bool,
+                default=False,
+                help="also run the same fine-tune from random weights (same architecture, data and budget) and "
+                "report both beside lead-1",
+            )
+            parser.add_argument(
+                "--evaluate_test",
+                type=bool,
+                default=True,
+                help="after fitting, summarize the test split with beam search and write predictions and ROUGE",
+            )
+            parser.link_arguments("data.max_source_length", "model.max_source_length")
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {"checkpoint.filename": "best", "checkpoint.monitor": "val/loss", "checkpoint.save_last": True}
+            )
+
+        def before_instantiate_classes(self):
+            self.root = Path(self.config.trainer.default_root_dir or "runs/finetune")
+            self.default_logger = self.config.trainer.logger in (None, True)
+            self.place_run(_variant(self.config.model.init_from))
+
+        def place_run(self, variant: str) -> None:
+            run_dir = str(self.root / variant)
+            self.config.trainer.default_root_dir = run_dir
+            if self.default_logger:
+                self.config.trainer.logger = {
+                    "class_path": "pytorch_lightning.loggers.CSVLogger",
+                    "init_args": {"save_dir": run_dir, "name": "", "version": ""},
+                }
+
+    return FinetuneCLI
+
+
+def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> dict | None:
+    model: SummarizationModule = cli.model
+    data: SummarizationDataModule = cli.datamodule
+    data.attach_tokenizer(model.tokenizer)
+    t0 = time.perf_counter()
+    cli.trainer.fit(model, datamodule=data)
+    fit_seconds = time.perf_counter() - t0
+    if not evaluate_test or cli.trainer.global_rank != 0:
+        return None
+    test = data.pairs("test")
+    print(
+        f"[{variant}] fitted {cli.trainer.global_step} steps in {fit_seconds:.0f} s; beam search on "
+        f"{len(test)} test documents ...",
+        file=sys.stderr,
+    )
+    metrics = evaluate_pairs(
+        model.model,
+        model.tokenizer,
+        list(test["document"]),
+        list(test["summary"]),
+        model.generation,
+        out_dir=run_dir,
+        max_source_length=model.hparams.max_source_length,
+        max_tokens=model.hparams.eval_max_tokens,
+    )
+    metrics.update(
+        variant=variant,
+        init_from=model.hparams.init_from,
+        steps=cli.trainer.global_step,
+        fit_seconds=round(fit_seconds, 1),
+    )
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    datasets.disable_progress_bars()
+    try:
+        cli = _cli_class()(
+            SummarizationModule,
+            SummarizationDataModule,
+            args=argv,
+            run=False,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "bart-pretrain finetune", "description": __doc__},
+        )
+    except MissingCheckpointError as e:
+        print(f"bart-pretrain finetune: {e}", file=sys.stderr)
+        return 2
+    cfg = cli.config
+    if cfg.compare_scratch and cfg.model.init_from is None:
+        print("bart-pretrain finetune: --compare_scratch true needs --model.init_from (a checkpoint)", file=sys.stderr)
+        return 2
+    root: Path = cli.root
+    results: dict[str, dict] = {}
+    first = _variant(cfg.model.init_from)
+    m = _fit_and_evaluate(cli, first, root / first, cfg.evaluate_test)
+    if m is not None:
+        results[first] = m
+    if cfg.compare_scratch:
+        # Same architecture, tokenizer, data, seed and step budget; only the initial weights differ.
+        scratch = copy.deepcopy(cfg)
+        scratch.model.init_from = None
+        scratch.model.model_config = dataclasses.asdict(cli.model.model.config)
+        scratch.model.tokenizer_path = cli.model.hparams.tokenizer_path
+        if scratch.seed_everything is not None:
+            pl.seed_everything(scratch.seed_everything, workers=True)
+        cli.config = scratch
+        cli.place_run("from_scratch")
+        cli.instantiate_classes()
+        m = _fit_and_evaluate(cli, "from_scratch", root / "from_scratch", cfg.evaluate_test)
+        if m is not None:
+            results["from_scratch"] = m
+    if results:
+        test = cli.datamodule.pairs("test")
+        lead = lead_baseline(list(test["document"]), list(test["summary"]))
+        names = {"from_pretrained": "fine-tuned from pretrained", "from_scratch": "fine-tuned from random init"}
+        rows = {"lead-1": lead, **{names[k]: v for k, v in results.items()}}
+        steps = {v["steps"] for v in results.values()}
+        table = markdown_table(rows)
+        header = (
+            f"Test split: {len(test)} pairs; beam search {dataclasses.asdict(cli.model.generation)}; "
+            f"fine-tune budget: {', '.join(map(str, sorted(steps)))} steps each.\n\n"
+        )
+        atomic_write_text(root / "results.md", header + table)
+        atomic_write_json(root / "metrics.json", {"lead-1": lead, **results})
+        print(header + table)
+        print(f"written: {root / 'results.md'}, {root / 'metrics.json'}, <run>/predictions.jsonl")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
