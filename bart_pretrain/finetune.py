@@ -19,6 +19,7 @@ import datasets
 import pytorch_lightning as pl
 import torch
 import yaml
+from jsonargparse import Namespace
 
 from bart_pretrain.evaluate import GenerationConfig, evaluate_pairs, lead_baseline, markdown_table, summarize_texts
 from bart_pretrain.io import atomic_write_json, atomic_write_text
@@ -286,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         scratch.model.init_from = None
         scratch.model.model_config = dataclasses.asdict(cli.model.model.config)
         scratch.model.tokenizer_path = cli.model.hparams.tokenizer_path
+        # If a --trainer.max_time guard stopped the first run early, the second runs exactly as many steps, on the
+        # same learning-rate schedule (its length fixed to the first run's), with no time guard of its own.
+        steps, schedule = cli.trainer.global_step, cli.model.total_steps()
+        scratch.trainer.max_steps, scratch.trainer.max_time = steps, None
+        scratch.model.optim = Namespace(**{**dataclasses.asdict(cli.model.optim), "total_steps": schedule})
         if scratch.seed_everything is not None:
             pl.seed_everything(scratch.seed_everything, workers=True)
         cli.config = scratch
