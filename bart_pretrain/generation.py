@@ -76,7 +76,7 @@ def banned_ngram_mask(seqs: Tensor, n: int, vocab_size: int) -> Tensor:
 
 def _greedy(model, cache, B: int, settings) -> Tensor:
     c, max_length = model.config, settings[0]
-    device = cache.kv.device
+    device = model.shared.weight.device
     seqs = torch.full((B, max_length), c.pad_token_id, dtype=torch.long, device=device)
     seqs[:, 0] = c.decoder_start_token_id
     running = torch.ones(B, dtype=torch.bool, device=device)
@@ -95,7 +95,7 @@ def _greedy(model, cache, B: int, settings) -> Tensor:
 def _beam(model, cache, B: int, G: int, settings, length_penalty: float, early_stopping: bool) -> Tensor:
     """Vectorised beam search over (B sources, G beams); keeps 2G candidates per step so G stay alive after </s>."""
     c, max_length = model.config, settings[0]
-    device, K = cache.kv.device, 2 * G
+    device, K = model.shared.weight.device, 2 * G
     seqs = torch.full((B, G, max_length), c.pad_token_id, dtype=torch.long, device=device)
     seqs[:, :, 0] = c.decoder_start_token_id
     scores = torch.zeros(B, G, device=device)

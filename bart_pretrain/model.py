@@ -213,15 +213,17 @@ class KVCache:
     def __init__(self, model: Bart, memory: Tensor, memory_mask: Tensor | None, batch_size: int, capacity: int):
         c, dec = model.config, model.decoder
         H, Dh = c.decoder_attention_heads, c.d_model // c.decoder_attention_heads
-        self.kv = memory.new_empty(len(dec.layers), 2, batch_size, H, capacity, Dh)
+        self.shape, self.kv = (len(dec.layers), 2, batch_size, H, capacity, Dh), None  # allocated at first update
         self.cross = [layer.encoder_attn.project_kv(memory) for layer in dec.layers]
         self.memory_mask, self.length, self.layer = memory_mask, 0, 0
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write this step's (B, H, T, Dh) keys/values for the current layer; return all of them so far."""
         end = self.length + k.size(2)
-        if end > self.kv.size(4):
-            raise ValueError(f"KVCache full: {end} positions > capacity {self.kv.size(4)}")
+        if end > self.shape[4]:
+            raise ValueError(f"KVCache full: {end} positions > capacity {self.shape[4]}")
+        if self.kv is None:  # in the dtype the projections produce (bf16 under autocast)
+            self.kv = k.new_empty(self.shape)
         self.kv[self.layer, 0, :, :, self.length : end] = k
         self.kv[self.layer, 1, :, :, self.length : end] = v
         self.layer += 1
@@ -232,7 +234,8 @@ class KVCache:
 
     def reorder(self, index: Tensor) -> None:
         """Beam search: row i of the self-attention cache becomes old row index[i]."""
-        self.kv[:, :, :, :, : self.length] = self.kv[:, :, index, :, : self.length]
+        if self.kv is not None:
+            self.kv[:, :, :, :, : self.length] = self.kv[:, :, index, :, : self.length]
 
 
 class Bart(nn.Module):
@@ -310,11 +313,31 @@ class Bart(nn.Module):
         return self.lm_head(x[:, -1])
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, **kwargs) -> Tensor:
-        """Beam search (greedy with num_beams=1); see `bart_pretrain.generation.generate` for the settings."""
+    def generate(
+        self,
+        input_ids,
+        attention_mask=None,
+        *,
+        num_beams=4,
+        max_length=64,
+        min_length=0,
+        length_penalty=1.0,
+        no_repeat_ngram_size=0,
+        early_stopping=True,
+    ) -> Tensor:
+        """(B, S) sources -> (B, <= max_length) outputs by beam search (greedy if num_beams=1), lengths counting the
+        decoder start token as transformers does; see `bart_pretrain.generation.generate`."""
         from bart_pretrain.generation import generate
 
-        return generate(self, input_ids, attention_mask, **kwargs)
+        kw = dict(
+            num_beams=num_beams,
+            max_length=max_length,
+            min_length=min_length,
+            length_penalty=length_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            early_stopping=early_stopping,
+        )
+        return generate(self, input_ids, attention_mask, **kw)
 
 
 def padding_mask(attention_mask: Tensor | None) -> Tensor | None:
@@ -418,5 +441,7 @@ def linear_cross_entropy(
     Gradients are computed during the forward pass (so call it once per backward)."""
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    if torch.is_autocast_enabled(hidden.device.type):  # matmuls in the autocast dtype, softmax sums in fp32
+        hidden = hidden.to(torch.get_autocast_dtype(hidden.device.type))
     rows = max(1, chunk_elements // weight.size(0))
     return _LinearCrossEntropy.apply(hidden, weight, bias, labels, float(label_smoothing), rows)

@@ -190,3 +190,15 @@ def test_linear_cross_entropy_equals_cross_entropy_on_logits(label_smoothing):
     assert correct == (logits.argmax(-1) == labels[mask]).sum()
     for n, p in m.named_parameters():
         torch.testing.assert_close(p.grad, expected[n], msg=n)
+
+
+def test_bf16_autocast_training_step_and_cached_decoding_run():
+    m = model(dropout=0.0).train()
+    ids, dec, labels = torch.randint(4, 64, (2, 6)), torch.randint(4, 64, (2, 5)), torch.randint(4, 64, (2, 5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = m.hidden_states(ids, None, dec)
+        loss, _ = linear_cross_entropy(h.flatten(0, 1), m.shared.weight, m.final_logits_bias[0], labels.flatten())
+        loss.backward()
+        out = m.eval().generate(ids, None, num_beams=2, max_length=6)
+    assert torch.isfinite(loss) and m.shared.weight.grad.dtype == torch.float32
+    assert out.shape[0] == 2 and (out[:, 0] == 2).all()
