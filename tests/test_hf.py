@@ -103,3 +103,26 @@ def test_save_hf_writes_tokenizer_files_when_given_a_tokenizer(tmp_path):
     save_hf(random_model(4, **CONFIGS[0]), FakeTokenizer(), tmp_path)
     assert (tmp_path / "tokenizer.json").is_file()
     assert json.loads((tmp_path / "tokenizer_config.json").read_text())["pad_token"] == "<pad>"
+
+
+def test_export_hf_command_writes_a_directory_transformers_loads(tmp_path, capsys):
+    from bart_pretrain.hf import main
+
+    ours = random_model(5, **CONFIGS[0]).eval()
+    save_hf(ours, None, tmp_path / "src")
+    assert main([str(tmp_path / "src"), str(tmp_path / "out")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    theirs = transformers.BartForConditionalGeneration.from_pretrained(tmp_path / "out")
+    assert torch.equal(theirs.model.shared.weight, ours.shared.weight)
+    assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out2")]) == 1
+
+
+def test_exported_tokenizer_loads_in_transformers_and_wraps_text_like_bart(tmp_path):
+    from bart_pretrain.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["the cat sat on the mat", "a dog ate the cat food"] * 20, vocab_size=300)
+    model = random_model(6, **(CONFIGS[0] | {"vocab_size": tok.vocab_size}))
+    save_hf(model, tok, tmp_path)
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert theirs("the cat sat")["input_ids"] == [0, *tok.encode("the cat sat"), 2]
+    assert theirs.pad_token_id == 1 and theirs.eos_token_id == 2
