@@ -129,6 +129,7 @@ def make_cli(argv: list[str] | None, module_class: type[PretrainModule] = Pretra
             run=False,
             seed_everything_default=1234,
             save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,  # AdamW + schedule come from --model.optim (one config system)
             parser_kwargs={"description": __doc__.splitlines()[0], "default_env": False},
         )
 

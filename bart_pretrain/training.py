@@ -128,11 +128,19 @@ class Seq2SeqModule(pl.LightningModule):
 
     # -- loss ----------------------------------------------------------------------------------------------------
     def token_loss(self, batch: dict[str, Tensor], label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
-        """(sum of token losses, target token count, correct count) of one batch; logits only at non-pad labels."""
+        """(sum of token losses, target token count, correct count) of one batch; loss only at non-pad labels."""
+        from bart_pretrain.model import linear_cross_entropy
+
         labels = batch["labels"]
         target = labels != self.pad_id
-        logits = self.model(batch["input_ids"], batch["attention_mask"], batch["decoder_input_ids"], logits_mask=target)
-        loss, correct = token_cross_entropy(logits, labels[target], label_smoothing)
+        model = self.model
+        hidden = model.hidden_states(
+            batch["input_ids"], batch["attention_mask"], batch["decoder_input_ids"], mask=target
+        )
+        # The LM head and the loss in one chunked kernel: the (N, V) logits are never materialised.
+        loss, correct = linear_cross_entropy(
+            hidden, model.shared.weight, model.final_logits_bias[0], labels[target], label_smoothing
+        )
         return loss, target.sum(), correct
 
     @staticmethod
