@@ -121,6 +121,9 @@ def load_hf(path) -> Bart:
     d = json.loads((path / "config.json").read_text())
     if d.get("model_type") != "bart":
         raise ValueError(f"{path}/config.json has model_type={d.get('model_type')!r}, expected 'bart'")
+    for key in ("normalize_before", "add_final_layer_norm", "add_bias_logits"):
+        if d.get(key):
+            raise ValueError(f"{path}/config.json sets {key}=true: a BART variant this model does not implement")
     for key in ("eos_token_id", "forced_eos_token_id"):
         if isinstance(d.get(key), list):
             d[key] = d[key][0]
