@@ -38,9 +38,12 @@ def plan_batches(
     shuffle: bool = True,
     max_sentences: int | None = None,
     num_replicas: int = 1,
+    min_fill: float = 0.95,
 ) -> list[np.ndarray]:
     """Global batch plan: a list of int64 index arrays, each with ``len(batch) * max(lengths[batch]) <= max_tokens``
     (and at most ``max_sentences`` samples), covering every index exactly once; its length divides ``num_replicas``.
+    A batch is also closed before a sample whose length would leave less than ``min_fill`` of it real tokens, so
+    every batch but a split one is at least ``min_fill`` real (the sparse long tail gets smaller batches).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     n = len(lengths)
@@ -53,17 +56,21 @@ def plan_batches(
         )
     if n < num_replicas:
         raise ValueError(f"{n} samples cannot be shared by {num_replicas} ranks without duplication")
+    if not 0.0 <= min_fill <= 1.0:
+        raise ValueError(f"min_fill={min_fill}: must be in [0, 1]")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), 0xBA7C4]))
     tie_break = rng.permutation(n) if shuffle else np.arange(n)
     order = np.lexsort((tie_break, lengths))  # by length, ties in random (or index) order
     sorted_lengths = lengths[order]
     cap = max_sentences or n
-    batches, start = [], 0
+    batches, start, real = [], 0, 0
     for i in range(n):  # sorted ascending: the current sample is the longest of the open batch
-        size = i - start + 1
-        if size > cap or size * sorted_lengths[i] > max_tokens:
+        size, longest = i - start + 1, sorted_lengths[i]
+        underfilled = real + longest < min_fill * size * longest  # padding would pass 1 - min_fill
+        if size > cap or size * longest > max_tokens or underfilled:
             batches.append(order[start:i])
-            start = i
+            start, real = i, 0
+        real += longest
     if n:
         batches.append(order[start:n])
     if shuffle:

@@ -38,7 +38,7 @@ def test_plan_is_a_pure_function_of_seed_and_epoch():
 def test_length_bucketing_keeps_real_tokens_above_95_percent():
     lengths = _lengths(20000)
     stats = padding_stats(lengths, plan_batches(lengths, 4096))
-    assert stats["real_token_share"] >= 0.95
+    assert stats["real_token_share"] >= 0.95 and stats["min_batch_real_token_share"] >= 0.95
 
 
 def test_max_sentences_caps_the_batch_size():
