@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from noising.base import Document
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -308,11 +311,19 @@ def tokenize_dataset(
 ) -> datasets.Dataset:
     """Tokenize and chunk every document: a dataset with one row per chunk and the columns ``input_ids``,
     ``word_starts``, ``sentence_starts``. Cached by ``datasets.map`` under a fingerprint of the input
-    dataset, the tokenizer and ``max_length``; empty documents give no row."""
+    dataset, the tokenizer and ``max_length``; documents without text give no row and are counted in a warning."""
     import datasets
 
     if text_column not in ds.column_names:
         raise ValueError(f"tokenize_dataset: no column {text_column!r} (columns: {ds.column_names})")
+    empty = count_empty_documents(ds, text_column)
+    if empty:
+        log.warning(
+            "skipped %d of %d documents with no text (empty, whitespace-only or no %r value)",
+            empty,
+            len(ds),
+            text_column,
+        )
     if max_length < 3:
         raise ValueError(f"max_length={max_length}: must be >= 3 (<s>, one token, </s>)")
     digest = hashlib.sha256(
@@ -335,6 +346,18 @@ def tokenize_dataset(
         new_fingerprint=digest,
         desc="tokenize",
     )
+
+
+def count_empty_documents(ds: datasets.Dataset, text_column: str = "text") -> int:
+    """Rows whose ``text_column`` is null, empty or whitespace only (they give no chunk); one vectorised Arrow pass."""
+    import pyarrow.compute as pc
+
+    n = 0
+    for table in ds.select_columns([text_column]).with_format("arrow").iter(batch_size=65536):
+        col = table[text_column]
+        blank = pc.or_(pc.equal(pc.binary_length(col), 0), pc.utf8_is_space(col))
+        n += col.null_count + (pc.sum(blank).as_py() or 0)
+    return n
 
 
 _FORMAT_VERSION = 1  # bump when the chunk format or sentence splitter changes, to invalidate cached maps
