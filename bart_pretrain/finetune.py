@@ -198,6 +198,13 @@ def _cli_class():
                 default=True,
                 help="after fitting, summarize the test split with beam search and write predictions and ROUGE",
             )
+            parser.add_argument(
+                "--torch_threads",
+                type=int | None,
+                default=None,
+                help="torch intra-op threads (null: torch's default, one per core). 1 is far faster on a CPU shared "
+                "with other jobs, where threads spin-waiting on each other stall every op",
+            )
             parser.link_arguments("data.max_source_length", "model.max_source_length")
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults(
@@ -205,6 +212,8 @@ def _cli_class():
             )
 
         def before_instantiate_classes(self):
+            if self.config.torch_threads is not None:
+                torch.set_num_threads(self.config.torch_threads)
             self.root = Path(self.config.trainer.default_root_dir or "runs/finetune")
             self.default_logger = self.config.trainer.logger in (None, True)
             self.place_run(_variant(self.config.model.init_from))
