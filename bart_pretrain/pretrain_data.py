@@ -149,7 +149,7 @@ class StreamingDenoisingDataset(IterableDataset):
         texts = [r[self.text_column] for r in rows]
         return [chunk for chunks in self.tokenize(texts) for chunk in chunks]
 
-    def __iter__(self) -> Iterator[tuple[int, int, list[dict]]]:
+    def __iter__(self) -> Iterator[list[dict]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch = self.epoch if self.fixed_epoch is None else self.fixed_epoch
