@@ -19,7 +19,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 import pytorch_lightning as pl
 import torch
 from pretrain_world import make_world
@@ -124,29 +123,27 @@ def _assert_same_weights(a: dict, b: dict, what: str) -> None:
     assert not different, f"{what}: weights differ from the uninterrupted run: {different[:5]}"
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict:
-    """Final weights of an uninterrupted run of MAX_STEPS steps."""
-    root = tmp_path_factory.mktemp("uninterrupted")
-    _run(_cli(_world(root)))
-    state = torch.load(root / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert state["global_step"] == MAX_STEPS
-    return state["state_dict"]
-
-
-def test_sigkill_at_a_random_step_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, reference):
+def test_sigkill_at_a_random_step_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     seed = random.randrange(1 << 30)
     kill_at = random.Random(seed).randint(CHECKPOINT_EVERY + 1, MAX_STEPS - 2)  # after >= 1 checkpoint, before the end
-    config = _world(tmp_path)
+    # The uninterrupted run of the same length, in its own directory, alongside.
+    log = (tmp_path / "uninterrupted.log").open("w")
+    uninterrupted = subprocess.Popen(_cli(_world(tmp_path / "uninterrupted")), stdout=log, stderr=log, env=_env())
+    config = _world(tmp_path / "killed")
     _run_until(_cli(config), lambda line: line == f"step {kill_at}")
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = tmp_path / "killed" / "run" / "checkpoints" / "last.ckpt"
     saved_step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
     assert CHECKPOINT_EVERY <= saved_step <= kill_at < MAX_STEPS, f"random seed {seed}"
 
     _run(_cli(config, "--ckpt_path", "last"))
     final = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert final["global_step"] == MAX_STEPS
-    _assert_same_weights(final["state_dict"], reference, f"killed at step {kill_at} (random seed {seed})")
+    uninterrupted.wait(timeout=150)
+    log.close()
+    assert uninterrupted.returncode == 0, (tmp_path / "uninterrupted.log").read_text()[-3000:]
+    reference = torch.load(tmp_path / "uninterrupted" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert reference["global_step"] == MAX_STEPS
+    _assert_same_weights(final["state_dict"], reference["state_dict"], f"killed at step {kill_at} (seed {seed})")
 
 
 def test_sigkill_mid_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_path):
