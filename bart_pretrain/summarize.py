@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("auto", "lines", "jsonl"), default="auto", help="input format (auto: JSONL "
                    "if every non-empty line is a JSON object, else one document per line)")  # fmt: skip
     p.add_argument("--field", default="document", help="JSONL field holding the document (default: document)")
+    p.add_argument("--output_field", default="summary", help="JSONL field the summary is written to (default: "
+                   "summary; it replaces an existing field of that name)")  # fmt: skip
     p.add_argument("--tokenizer", default=None, help="tokenizer.json or a directory, if the checkpoint has none")
     p.add_argument("--max_source_length", type=int, default=None, help="truncate documents to this many tokens")
     p.add_argument("--max_tokens", type=int, default=8192, help="source-token budget of one beam-search batch")
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         text = "".join(one_line(s) + "\n" for s in summaries)
     else:
         text = "".join(
-            json.dumps({**r, "summary": s}, ensure_ascii=False) + "\n" for r, s in zip(rows, summaries, strict=True)
+            json.dumps({**r, args.output_field: s}, ensure_ascii=False) + "\n"
+            for r, s in zip(rows, summaries, strict=True)
         )
     if args.output == "-":
         sys.stdout.write(text)

@@ -75,12 +75,13 @@ def test_summarize_reads_stdin_and_writes_one_summary_per_line(checkpoint, monke
 def test_summarize_jsonl_file_keeps_fields_and_matches_line_mode(checkpoint, tmp_path, monkeypatch, capsys):
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"id": i, "document": d}) + "\n" for i, d in enumerate(DOCS)))
-    rc, out, _ = summarize(["--checkpoint", str(checkpoint), "--input", str(path), *BEAMS], "", monkeypatch, capsys)
+    argv = ["--checkpoint", str(checkpoint), "--input", str(path), "--output_field", "generated", *BEAMS]
+    rc, out, _ = summarize(argv, "", monkeypatch, capsys)
     assert rc == 0
     rows = [json.loads(line) for line in out.split("\n")[:-1]]
-    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert [r["id"] for r in rows] == [0, 1, 2] and rows[0]["document"] == DOCS[0]
     _, plain, _ = summarize(["--checkpoint", str(checkpoint), *BEAMS], "\n".join(DOCS), monkeypatch, capsys)
-    assert [one_line(r["summary"]) for r in rows] == plain.split("\n")[:-1]
+    assert [one_line(r["generated"]) for r in rows] == plain.split("\n")[:-1]
 
 
 def test_summarize_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch, capsys):
