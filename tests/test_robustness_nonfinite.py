@@ -85,7 +85,7 @@ def test_a_nan_gradient_with_a_finite_loss_stops_the_run_before_the_update_namin
 def test_non_finite_weights_are_never_written_and_the_previous_checkpoint_stays(tmp_path):
     callback = {"class_path": "test_robustness_nonfinite.InfWeightAfter", "init_args": {"step": 4}}
     config = make_world(tmp_path, trainer__callbacks=[callback])
-    with pytest.raises(NonFiniteWeightsError, match=r"refusing to write .*last\.ckpt: non-finite values in"):
+    with pytest.raises(NonFiniteWeightsError, match=r"refusing to write .*last\.ckpt( at step 4)?: non-finite values"):
         _pretrain(config)
     assert _checkpoints_are_finite(tmp_path / "run") == [2]
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["last.ckpt"]
