@@ -36,7 +36,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} does not take storage_options")
         bad = _nonfinite_tensors(checkpoint.get("state_dict", {}))
         if bad:
-            raise NonFiniteWeightsError(f"refusing to write {path}: non-finite values in {bad[:5]}")
+            step = checkpoint.get("global_step")
+            raise NonFiniteWeightsError(f"refusing to write {path} at step {step}: non-finite values in {bad[:5]}")
         with atomic_open(path, "wb") as f:
             torch.save(checkpoint, f)
 

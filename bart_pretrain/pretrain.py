@@ -70,6 +70,10 @@ class PretrainModule(Seq2SeqModule):
         """
         super().__init__()
         config = resolve_model_config(model_config, tokenizer_path)
+        if isinstance(optim, dict):
+            from bart_pretrain.guards import check_keys
+
+            check_keys("--model.optim", optim, OptimConfig)
         self.optim = OptimConfig(**optim) if isinstance(optim, dict) else optim or OptimConfig()
         self.on_nonfinite = on_nonfinite
         self.save_hyperparameters(

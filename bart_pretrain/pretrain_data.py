@@ -223,8 +223,15 @@ class StreamingLoader:
             collate_fn=_identity,
             multiprocessing_context="fork" if self.num_workers and os.name == "posix" else None,
         )
+        produced = 0
         for buffer in loader:
+            produced += len(buffer)
             yield from buffer
+        if not produced and dataset.start == (0, 0):  # else Lightning would start empty epochs forever
+            raise ValueError(
+                "the streamed corpus gave no batch: no document with text (or fewer chunks than ranks); "
+                "check --data.train_files and --data.text_column"
+            )
 
 
 def _identity(x: Any) -> Any:
@@ -342,6 +349,10 @@ class PretrainDataModule(pl.LightningDataModule):
 
         tok = self._load_tokenizer()
         self.corruptor = Corruptor(load_noise(self.noise_spec), tok.noise_context(self.max_length))
+        if self.streaming and stage in (None, "fit"):
+            from bart_pretrain.guards import check_stream_source
+
+            check_stream_source(self.train_files, self.text_column)  # what load_text_dataset checks, up front
         if self.train_docs is None and not self.streaming and stage in (None, "fit"):
             self.train_docs = self._documents(self.train_files, self.max_train_documents, "train")
             self.train_lengths = document_lengths(self.train_docs)

@@ -203,7 +203,9 @@ class Seq2SeqModule(pl.LightningModule):
         self._window.clear()
 
     def _nonfinite(self, in_loss: bool, bad: Tensor, params: list[nn.Parameter]) -> None:
-        culprits = [self.describe_batch(meta) for (_, meta), b in zip(self._window, bad.tolist(), strict=True) if b]
+        # A non-finite loss names its batches; a non-finite gradient (finite loss) may come from any batch of the step.
+        flags = bad.tolist() if in_loss else [True] * len(self._window)
+        culprits = [self.describe_batch(meta) for (_, meta), b in zip(self._window, flags, strict=True) if b]
         where = "; ".join(culprits) or "another rank's batch"
         what = "loss" if in_loss else "gradient norm"
         message = f"non-finite {what} at step {self.trainer.global_step}: {where} (rank {self.global_rank})"
@@ -262,6 +264,10 @@ class Seq2SeqModule(pl.LightningModule):
         checkpoint["training_state"] = {"tokens_seen": self.tokens_seen, "history": self.history}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        from bart_pretrain.guards import check_resume_compatible
+
+        # Before Lightning loads the weights: a checkpoint of another shape gets a clear error, not torch's list.
+        check_resume_compatible(checkpoint, self.model.config, getattr(self._trainer, "ckpt_path", None))
         state = checkpoint.get("training_state", {})
         self.tokens_seen = int(state.get("tokens_seen", 0))
         self.history = {k: [tuple(x) for x in v] for k, v in state.get("history", self.history).items()}

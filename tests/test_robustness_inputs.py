@@ -4,8 +4,8 @@ error naming the file, field or value and what is allowed, raised before the fir
 counted skip. Lower-level tests of the same checks live beside their modules (test_documents.py,
 test_noising_plugins.py, test_model.py, test_tokenizer.py); this file is the one list of every case.
 
-Cases marked xfail are faults whose clear error needs a one-line hook in a module still being written (the check
-itself is in ``bart_pretrain.guards`` and tested here); the reason names the hook.
+Several checks live in ``bart_pretrain.guards`` (resume shape, streamed corpus, config keys), hooked into the
+pretraining modules; they are also tested directly here.
 """
 
 from __future__ import annotations
@@ -98,20 +98,6 @@ def _tokenizer_300(d: Path) -> Path:
     return d / "tok300.json"
 
 
-STREAM_HOOK = (
-    "pretrain_data.PretrainDataModule streams files without load_text_dataset's checks: call "
-    "guards.check_stream_source(train_files, text_column) in setup() when streaming"
-)
-RESUME_HOOK = (
-    "torch's 'size mismatch' list instead of a clear error: call guards.check_resume_compatible(checkpoint, "
-    "self.model.config, self.trainer.ckpt_path) in PretrainModule/Seq2SeqModule.on_load_checkpoint"
-)
-OPTIM_HOOK = (
-    "PretrainModule builds OptimConfig(**optim) from a dict: a bare TypeError without the allowed keys; call "
-    "guards.check_keys('--model.optim', optim, OptimConfig) first (or type optim as OptimConfig only)"
-)
-xfail = pytest.mark.xfail
-
 # (id, builder(world, d) -> CLI args, error type, regex the message must match)
 MATRIX = [
     ("empty_corpus_file", lambda w, d: _train(_file(d, "empty.jsonl", b"")), ValueError,
@@ -124,16 +110,13 @@ MATRIX = [
      r"ints\.parquet: column 'text' holds Value\('int64'\), not strings"),
     ("every_document_empty", lambda w, d: _train(_jsonl(d, "blank.jsonl", [{"text": ""}, {"text": "  \n"}])),
      ValueError, r"blank\.jsonl: the file is empty|no document with any token"),
-    pytest.param("streaming_empty_corpus_file", lambda w, d: _train(_file(d, "empty.jsonl", b""), "--data.streaming",
-                 "true"), ValueError, r"--data\.train_files: .*empty\.jsonl: the file is empty",
-                 marks=xfail(reason=STREAM_HOOK), id="streaming_empty_corpus_file"),
-    pytest.param("streaming_non_utf8_file", lambda w, d: _train(_file(d, "latin1.txt", "café.".encode("latin-1")),
-                 "--data.streaming", "true"), ValueError, r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9",
-                 marks=xfail(reason=STREAM_HOOK), id="streaming_non_utf8_file"),
-    pytest.param("streaming_jsonl_without_the_text_column", lambda w, d: _train(
-                 _jsonl(d, "body.jsonl", [{"body": "Hello."}]), "--data.streaming", "true"), ValueError,
-                 r"body\.jsonl: no column 'text' \(columns: \['body'\]\)", marks=xfail(reason=STREAM_HOOK),
-                 id="streaming_jsonl_without_the_text_column"),
+    ("streaming_empty_corpus_file", lambda w, d: _train(_file(d, "empty.jsonl", b""), "--data.streaming",
+     "true"), ValueError, r"--data\.train_files: .*empty\.jsonl: the file is empty"),
+    ("streaming_non_utf8_file", lambda w, d: _train(_file(d, "latin1.txt", "café.".encode("latin-1")),
+     "--data.streaming", "true"), ValueError, r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9"),
+    ("streaming_jsonl_without_the_text_column", lambda w, d: _train(
+     _jsonl(d, "body.jsonl", [{"body": "Hello."}]), "--data.streaming", "true"), ValueError,
+     r"body\.jsonl: no column 'text' \(columns: \['body'\]\)"),
     ("noise_ratio_1.5", lambda w, d: _recipe(d, {"class_path": "text_infilling", "init_args": {"ratio": 1.5}}),
      ValueError, r"noise\.yaml: noises\[0\] \(text_infilling\): TextInfilling\.ratio=1\.5: must be a number in \[0, "),
     ("noise_ratio_-0.1", lambda w, d: _recipe(d, {"class_path": "token_masking", "init_args": {"ratio": -0.1}}),
@@ -150,23 +133,18 @@ MATRIX = [
      vocab_size=500))], ValueError, r"model\.yaml: vocab_size=500 but tokenizer .*tokenizer\.json has 400 tokens"),
     ("model_config_with_an_unknown_field", lambda w, d: ["--model.model_config", str(_model_yaml(w, d,
      d_modle=64))], ValueError, r"d_modle"),
-    pytest.param("resume_checkpoint_of_another_model_size", lambda w, d: ["--ckpt_path", str(w / "run" / "checkpoints"
-                 / "last.ckpt"), "--model.model_config", str(_model_yaml(w, d, d_model=48))], ValueError,
-                 r"last\.ckpt holds a model of another shape: d_model=32 \(this run: 48\)",
-                 marks=xfail(reason=RESUME_HOOK), id="resume_checkpoint_of_another_model_size"),
-    pytest.param("resume_with_a_tokenizer_of_another_vocabulary", lambda w, d: ["--ckpt_path", str(w / "run" /
-                 "checkpoints" / "last.ckpt"), "--data.tokenizer_path", str(_tokenizer_300(d))], ValueError,
-                 r"vocab_size=400 \(this run: \d+\); the vocabulary comes from the tokenizer",
-                 marks=xfail(reason=RESUME_HOOK), id="resume_with_a_tokenizer_of_another_vocabulary"),
-    pytest.param("unknown_key_in_model_optim", lambda w, d: ["--model.optim.lrr", "3"], ValueError,
-                 r"--model\.optim: unknown key\(s\) 'lrr'; allowed: lr, betas", marks=xfail(reason=OPTIM_HOOK),
-                 id="unknown_key_in_model_optim"),
+    ("resume_checkpoint_of_another_model_size", lambda w, d: ["--ckpt_path", str(w / "run" / "checkpoints"
+     / "last.ckpt"), "--model.model_config", str(_model_yaml(w, d, d_model=48))], ValueError,
+     r"last\.ckpt holds a model of another shape: d_model=32 \(this run: 48\)"),
+    ("resume_with_a_tokenizer_of_another_vocabulary", lambda w, d: ["--ckpt_path", str(w / "run" /
+     "checkpoints" / "last.ckpt"), "--data.tokenizer_path", str(_tokenizer_300(d))], ValueError,
+     r"vocab_size=400 \(this run: \d+\); the vocabulary comes from the tokenizer"),
+    ("unknown_key_in_model_optim", lambda w, d: ["--model.optim.lrr", "3"], ValueError,
+     r"--model\.optim: unknown key\(s\) 'lrr'; allowed: lr, betas"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("case", "build", "error", "message"), [c if hasattr(c, "marks") else pytest.param(*c, id=c[0]) for c in MATRIX]
-)
+@pytest.mark.parametrize(("case", "build", "error", "message"), [pytest.param(*c, id=c[0]) for c in MATRIX])
 def test_bad_input_fails_before_training_with_a_clear_error(
     world, trained, tmp_path, training_steps, case, build, error, message
 ):
@@ -211,7 +189,7 @@ def test_a_checkpoint_whose_tokenizer_changed_vocabulary_is_refused_by_export_hf
     assert not (tmp_path / "hf").exists()
 
 
-# -- the guards the xfail cases need, tested directly ---------------------------------------------------------------
+# -- the guards, tested directly ---------------------------------------------------------------
 def test_guard_names_the_differing_shape_fields_of_a_resume_checkpoint(trained):
     from bart_pretrain.model import BartConfig
 
@@ -246,11 +224,6 @@ def test_guard_lists_the_allowed_keys():
         guards.check_keys("--model.optim", {"lrr": 1.0}, OptimConfig)
 
 
-@pytest.mark.xfail(
-    reason="pretrain_data.StreamingLoader yields nothing when no streamed document has text, and Lightning then "
-    "starts empty epochs forever (max_steps never reached): `--data.streaming true` on an all-empty corpus hangs. "
-    "Fix: StreamingLoader.__iter__ raises ValueError when an epoch produced no batch."
-)
 def test_a_stream_without_any_usable_document_is_an_error_not_an_endless_run(world):
     from bart_pretrain.data.documents import encode_documents
     from bart_pretrain.noise_config import load_noise

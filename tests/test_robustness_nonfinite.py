@@ -73,12 +73,6 @@ def test_a_nan_gradient_with_a_finite_loss_stops_the_run_before_the_update_namin
         _pretrain(config)
     assert "stopped before the update" in str(err.value)
     assert _checkpoints_are_finite(tmp_path / "run") == [2]
-    if "another rank's batch (rank 0)" in str(err.value):
-        pytest.xfail(
-            "training.Seq2SeqModule._nonfinite names only batches whose LOSS is non-finite; with a finite loss and a "
-            "NaN gradient it says 'another rank's batch' on one process. Fix: name every batch of the step's "
-            "accumulation window when the loss is finite (robustness report)."
-        )
     assert "epoch 0 batch 3 (sample indices [" in str(err.value)
 
 
