@@ -300,6 +300,9 @@ class PretrainDataModule(pl.LightningDataModule):
         super().__init__()
         if max_tokens < max_length:
             raise ValueError(f"data.max_tokens={max_tokens} must be >= data.max_length={max_length}")
+        from bart_pretrain.noise_config import load_noise
+
+        load_noise(noise)  # a bad recipe fails now, not after the corpus is tokenized
         self.save_hyperparameters()
         self.train_files, self.val_files, self.text_column = train_files, val_files, text_column
         self.tokenizer_path, self.noise_spec = tokenizer_path, noise

@@ -156,6 +156,20 @@ def test_bad_input_fails_before_training_with_a_clear_error(
     assert not list(run_dir.glob("checkpoints/*.ckpt"))
 
 
+@pytest.mark.parametrize("case", [c for c in MATRIX if c[0].startswith(("noise_", "unknown_noise", "plugin_class"))])
+def test_a_bad_noise_recipe_fails_before_the_corpus_is_read(world, tmp_path, monkeypatch, case):
+    import bart_pretrain.data.documents as documents
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the corpus was read before the noise recipe was checked")
+
+    monkeypatch.setattr(documents, "load_text_dataset", no_reading)
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    name, build, error, message = case
+    with pytest.raises(error, match=message):
+        cli_main(["pretrain", "-c", str(world / "pretrain.yaml"), "--run_dir", str(tmp_path), *build(world, tmp_path)])
+
+
 @pytest.mark.parametrize(
     ("args", "key"),
     [(["--trainer.max_stepz", "3"], "max_stepz"), (["--data.max_tokns", "3"], "max_tokns")],
