@@ -22,7 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def usage() -> str:
     width = max(map(len, SUBCOMMANDS))
     rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items())
-    return f"usage: bart-pretrain <command> [options]\n\ncommands:\n{rows}\n\n`bart-pretrain <command> --help` for more."
+    more = "`bart-pretrain <command> --help` for more."
+    return f"usage: bart-pretrain <command> [options]\n\ncommands:\n{rows}\n\n{more}"
 
 
 def main(argv: list[str] | None = None) -> int:
