@@ -32,6 +32,18 @@ def budget(count: int, ratio: float) -> int:
     return min(count, math.ceil(count * ratio - 1e-9))
 
 
+def choose_units(
+    doc: Document, whole_words: bool, ratio: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Unit start offsets ``pos`` (words or tokens, plus the end) and ``ceil(ratio * units)`` distinct unit indices
+    drawn uniformly; None when the budget is 0 (so the caller returns its input unchanged)."""
+    pos = word_positions(doc, whole_words)
+    k = budget(len(pos) - 1, ratio)
+    if k == 0:
+        return None
+    return pos, rng.permutation(len(pos) - 1)[:k]
+
+
 def place_items(rng: np.random.Generator, n_free: int, lengths: np.ndarray) -> np.ndarray:
     """Unit offset of the start of each of m non-overlapping spans of ``lengths`` among ``n_free + sum(lengths)``
     units, sorted. Each span independently lands at a uniformly random point of the ``n_free`` free units (one of

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from noising._ops import budget, edit, word_positions
+from noising._ops import choose_units, edit
 from noising.base import Document, Noise, NoiseContext, check_bool, check_fraction
 
 
@@ -26,12 +26,10 @@ class TokenDeletion(Noise):
         check_bool(self, "whole_words", self.whole_words)
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
-        pos = word_positions(doc, self.whole_words)
-        n_units = len(pos) - 1
-        k = budget(n_units, self.ratio)
-        if k == 0:
+        units = choose_units(doc, self.whole_words, self.ratio, rng)
+        if units is None:
             return doc
-        chosen = rng.permutation(n_units)[:k]
+        pos, chosen = units
         n = len(doc.tokens)
         bounds = np.zeros(n + 1, dtype=np.int64)
         bounds[pos[chosen]] = 1  # chosen words are distinct: no repeated index

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from noising._ops import budget, word_positions
+from noising._ops import choose_units
 from noising.base import Document, Noise, NoiseContext, check_bool, check_fraction
 
 
@@ -38,13 +38,11 @@ class TokenMasking(Noise):
             )
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
-        pos = word_positions(doc, self.whole_words)
-        n_units = len(pos) - 1
-        k = budget(n_units, self.ratio)
-        if k == 0:
+        units = choose_units(doc, self.whole_words, self.ratio, rng)
+        if units is None:
             return doc
-        chosen = rng.permutation(n_units)[:k]
-        u = rng.random(k)
+        pos, chosen = units
+        u = rng.random(len(chosen))
         fate = np.where(u < self.random_ratio, 1, np.where(u < self.random_ratio + self.keep_ratio, 2, 0))
         lengths = pos[chosen + 1] - pos[chosen]
         # Token offsets of every chosen unit, flattened: start repeated per token plus its rank within the unit.
