@@ -13,14 +13,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from bart_pretrain.checkpoint import AtomicCheckpointIO, PretrainCheckpoint
+from bart_pretrain.initialization import InitConfig, initialize
 from bart_pretrain.model import Bart, BartConfig
 from bart_pretrain.pretrain_data import PretrainDataModule
-from bart_pretrain.training import OptimConfig, Seq2SeqModule
+from bart_pretrain.training import OptimConfig, Seq2SeqModule, token_losses
 
 
 def resolve_model_config(model_config: str | dict, tokenizer_path: str | None) -> BartConfig:
@@ -58,6 +60,8 @@ class PretrainModule(Seq2SeqModule):
         model_config: str | dict = "configs/model/tiny.yaml",
         tokenizer_path: str = "data/tokenizer/tokenizer.json",
         optim: OptimConfig | dict | None = None,
+        init: InitConfig | None = None,
+        reconstruction_documents: int = 32,
         on_nonfinite: Literal["stop", "skip"] = "stop",
     ):
         """
@@ -66,6 +70,9 @@ class PretrainModule(Seq2SeqModule):
                 the tokenizer.
             tokenizer_path: linked from --data.tokenizer_path; saved in the checkpoint for load_bart.
             optim: AdamW, warmup and decay, label smoothing.
+            init: how the weights start (position tables, cross-attention); see bart_pretrain.initialization.
+            reconstruction_documents: at every validation, greedily reconstruct this many validation documents and
+                log chrF/BLEU against the originals beside the copy baseline (0: off).
             on_nonfinite: NaN/inf loss or gradient: "stop" the run with a message, or "skip" the update.
         """
         super().__init__()
@@ -75,17 +82,78 @@ class PretrainModule(Seq2SeqModule):
 
             check_keys("--model.optim", optim, OptimConfig)
         self.optim = OptimConfig(**optim) if isinstance(optim, dict) else optim or OptimConfig()
+        if reconstruction_documents < 0:
+            raise ValueError(
+                f"--model.reconstruction_documents={reconstruction_documents}: must be >= 0 (0 turns it off)"
+            )
         self.on_nonfinite = on_nonfinite
+        self.reconstruction_documents = reconstruction_documents
+        self.reconstruction_probe = None  # built from the data module at the first validation
+        self.last_reconstruction: dict | None = None  # the latest evaluation, with its step, for the report
+        self.init_config = InitConfig(**init) if isinstance(init, dict) else init or InitConfig()
         self.save_hyperparameters(
             {
                 "model_config": config.to_dict(),
                 "tokenizer_path": str(tokenizer_path),
                 "optim": asdict(self.optim),
+                "init": asdict(self.init_config),
+                "reconstruction_documents": reconstruction_documents,
                 "on_nonfinite": on_nonfinite,
             }
         )
-        self.model = Bart(config)
+        self.model = initialize(Bart(config), self.init_config)
         self.pad_id = config.pad_token_id
+
+    # -- validation: accuracy at corrupted and kept positions, reconstruction score beside the copy baseline ------
+    def validation_sums(self, batch: dict) -> torch.Tensor:
+        """Loss and accuracy sums over all target tokens, then over the tokens the corruption removed (masked,
+        deleted, replaced) and over those the source still holds (batches with ``corrupted`` marks)."""
+        if "corrupted" not in batch:
+            return super().validation_sums(batch)
+        target = batch["labels"] != self.pad_id
+        model = self.model
+        hidden = model.hidden_states(
+            batch["input_ids"], batch["attention_mask"], batch["decoder_input_ids"], mask=target
+        )
+        loss, correct = token_losses(hidden, model.shared.weight, model.final_logits_bias[0], batch["labels"][target])
+        marks = batch["corrupted"][target]
+        sums = []
+        for where in (torch.ones_like(marks, dtype=torch.bool), marks == 1, marks == 0):
+            sums += [loss[where].double().sum(), where.double().sum(), correct[where].double().sum()]
+        return torch.stack(sums)
+
+    def validation_metrics(self, sums: list[float]) -> dict[str, float]:
+        metrics = super().validation_metrics(sums)
+        if len(sums) == 9:
+            for name, (loss, n, correct) in (("corrupted", sums[3:6]), ("kept", sums[6:9])):
+                if n:
+                    metrics[f"loss_{name}"], metrics[f"token_acc_{name}"] = loss / n, correct / n
+        return metrics
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if not self.reconstruction_documents or not self.full_validation():
+            return
+        if self.reconstruction_probe is None:
+            from bart_pretrain.reconstruction import ReconstructionProbe
+
+            self.reconstruction_probe = ReconstructionProbe.from_datamodule(
+                self.trainer.datamodule, self.reconstruction_documents
+            )
+            if self.reconstruction_probe is None:
+                return
+        result = self.reconstruction_probe.evaluate(self.model)
+        result["step"] = int(self.trainer.global_step)
+        self.last_reconstruction = result
+        model, copy = result["model"], result["copy_baseline"]
+        self.log_dict(
+            {"val/chrf": model["chrf"], "val/bleu": model["bleu"], "val/copy_chrf": copy["chrf"],
+             "val/copy_bleu": copy["bleu"]},
+        )  # fmt: skip
+        points = self.history.setdefault("reconstruction", [])
+        if points and points[-1][0] == result["step"]:
+            points.pop()
+        points.append((result["step"], model["chrf"], model["bleu"], copy["chrf"], copy["bleu"]))
 
 
 class PretrainCLI(LightningCLI):
