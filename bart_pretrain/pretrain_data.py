@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 import noising
@@ -72,11 +73,22 @@ class Corruptor:
         doc = to_document(row)
         return self.noise(doc, rng, self.ctx).tokens, doc.tokens
 
+    def corrupted(self, row: dict, seed: int, epoch: int, index: int) -> np.ndarray | None:
+        """Bool per target token of sample ``(seed, epoch, index)``: True where the corruption removed it (masked,
+        deleted, replaced), False where the source still holds it; None if the noise cannot be traced."""
+        from bart_pretrain.data.documents import to_document
+        from noising.provenance import corrupted_positions
+
+        return corrupted_positions(self.noise, to_document(row), seed, epoch, index, self.ctx)
+
 
 class DenoisingDataset(Dataset):
     """Map-style: ``dataset[BatchKey]`` -> a collated batch of corrupted documents (see :func:`collate_denoising`).
 
     ``fixed_epoch`` pins the corruption (validation: the same corrupted set every time it is evaluated).
+    ``trace`` adds ``corrupted`` (B, T) int8 aligned with ``labels``: 1 where the corruption removed the target
+    token, 0 where the source holds it, -1 on padding or where the noise cannot be traced (validation only: it
+    runs the noise a second time).
     """
 
     def __init__(
@@ -88,20 +100,30 @@ class DenoisingDataset(Dataset):
         pad_id: int = 1,
         decoder_start_id: int = 2,
         fixed_epoch: int | None = None,
+        trace: bool = False,
     ):
         self.docs, self.corruptor, self.seed = docs, corruptor, int(seed)
         self.pad_id, self.decoder_start_id, self.fixed_epoch = pad_id, decoder_start_id, fixed_epoch
+        self.trace = trace
 
     def __len__(self) -> int:
         return len(self.docs)
 
     def __getitem__(self, key: BatchKey) -> dict[str, Any]:
         epoch = key.epoch if self.fixed_epoch is None else self.fixed_epoch
+        rows = _rows(self.docs, key.indices)
         pairs = [
             self.corruptor(row, noising.sample_rng(self.seed, epoch, i))
-            for i, row in zip(key.indices, _rows(self.docs, key.indices), strict=True)
+            for i, row in zip(key.indices, rows, strict=True)
         ]
         batch = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
+        if self.trace:
+            marks = batch["labels"].new_full(batch["labels"].shape, -1, dtype=torch.int8)
+            for r, (i, row) in enumerate(zip(key.indices, rows, strict=True)):
+                corrupted = self.corruptor.corrupted(row, self.seed, epoch, i)
+                if corrupted is not None:
+                    marks[r, : len(corrupted)] = torch.from_numpy(corrupted.astype(np.int8))
+            batch["corrupted"] = marks
         batch.update(epoch=key.epoch, position=key.position, indices=list(key.indices))
         return batch
 
@@ -428,10 +450,19 @@ class PretrainDataModule(pl.LightningDataModule):
             self.val_lengths, self.max_tokens, shuffle=False, seed=self.seed, num_replicas=world, rank=rank
         )
         dataset = DenoisingDataset(
-            self.val_docs, self.corruptor, seed=self.seed + 1, pad_id=tok.pad_id, decoder_start_id=tok.eos_id,
-            fixed_epoch=0,
+            self.val_docs, self.corruptor, seed=self.val_seed, pad_id=tok.pad_id, decoder_start_id=tok.eos_id,
+            fixed_epoch=0, trace=True,
         )  # fmt: skip
         return self._loader(dataset, sampler)
+
+    @property
+    def val_seed(self) -> int:
+        """Seed of the validation corruption (epoch 0, always): validation sees one fixed corrupted set."""
+        return self.seed + 1
+
+    def val_sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(corrupted source, original) of validation document ``index``, exactly as validation corrupts it."""
+        return self.corruptor(self.val_docs[index], noising.sample_rng(self.val_seed, 0, index))
 
     # -- exact resume --------------------------------------------------------------------------------------------
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

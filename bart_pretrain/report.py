@@ -10,19 +10,20 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 
-import noising
 from bart_pretrain.io import atomic_open, atomic_write_json, atomic_write_text
 
 
 def plot_losses(history: dict[str, list], path: Path) -> None:
+    """Loss curves, and beside them (when measured) the reconstruction chrF against the copy baseline."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    recon = history.get("reconstruction") or []
+    fig, axes = plt.subplots(1, 2 if recon else 1, figsize=(12 if recon else 7, 4), squeeze=False)
+    ax = axes[0, 0]
     for name, style in (("train", "-"), ("val", "o-")):
         points = history.get(name) or []
         if points:
@@ -33,41 +34,35 @@ def plot_losses(history: dict[str, list], path: Path) -> None:
     ax.set_title("BART denoising pretraining")
     ax.grid(alpha=0.3)
     ax.legend()
+    if recon:
+        ax = axes[0, 1]
+        steps, chrf, bleu, copy_chrf, copy_bleu = zip(*recon, strict=True)
+        ax.plot(steps, chrf, "o-", label="model chrF", markersize=3)
+        ax.plot(steps, copy_chrf, "--", label="copy baseline chrF")
+        ax.plot(steps, bleu, "s-", label="model BLEU", markersize=3)
+        ax.plot(steps, copy_bleu, ":", label="copy baseline BLEU")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("score vs. the original (0-100)")
+        ax.set_title("greedy reconstructions of validation documents")
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
 
 
-def reconstructions(module, datamodule, n: int = 2, num_beams: int = 4) -> list[dict[str, str]]:
-    """Corrupt ``n`` validation documents as validation does, and let the model reconstruct them."""
-    tok, docs = datamodule.tokenizer, datamodule.val_docs
-    if docs is None or n <= 0:
-        return []
-    lengths = datamodule.val_lengths
-    picks = [int(i) for i in np.flatnonzero((lengths >= 24) & (lengths <= 96))[:n]] or list(range(min(n, len(docs))))
-    out = []
-    model = module.model
-    was_training = model.training
-    model.eval()
-    try:
-        for i in picks:
-            row = docs[i]
-            source, target = datamodule.corruptor(row, noising.sample_rng(datamodule.seed + 1, 0, i))
-            ids = torch.as_tensor(source, device=module.device)[None]
-            max_length = min(len(target) + 16, model.config.max_position_embeddings)
-            with torch.no_grad():
-                generated = model.generate(ids, torch.ones_like(ids), num_beams=num_beams, max_length=max_length)
-            out.append(
-                {
-                    "original": tok.decode(target.tolist()),
-                    "corrupted": tok.decode(source.tolist(), skip_special_tokens=False),
-                    "model": tok.decode(generated[0].tolist()),
-                }
-            )
-    finally:
-        model.train(was_training)
-    return out
+def final_reconstruction(module, trainer: pl.Trainer) -> dict | None:
+    """The module's reconstruction evaluation at the last step (computed now if the last validation was earlier)."""
+    result = getattr(module, "last_reconstruction", None)
+    probe = getattr(module, "reconstruction_probe", None)
+    if probe is None and getattr(module, "reconstruction_documents", 0):
+        from bart_pretrain.reconstruction import ReconstructionProbe
+
+        probe = ReconstructionProbe.from_datamodule(trainer.datamodule, module.reconstruction_documents)
+    if probe is not None and (result is None or result["step"] != trainer.global_step):
+        result = probe.evaluate(module.model) | {"step": int(trainer.global_step)}
+    return result
 
 
 def _first_last(points: list) -> tuple[float | None, float | None]:
@@ -100,7 +95,12 @@ def build_report(trainer: pl.Trainer, module, datamodule, seconds: float, sessio
         from bart_pretrain.pretrain_data import real_token_report
 
         report["target_real_token_share"] = real_token_report(datamodule.train_lengths, datamodule.max_tokens)
-    report["reconstructions"] = reconstructions(module, datamodule)
+    split = {k.removeprefix("val/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    report["val_last"] = {k: split[k] for k in sorted(split) if k.startswith(("loss", "token_acc"))}
+    recon = final_reconstruction(module, trainer)
+    if recon is not None:
+        report["reconstruction"] = {k: v for k, v in recon.items() if k != "examples"}
+        report["reconstructions"] = recon["examples"][:3]
     return report
 
 
@@ -120,7 +120,23 @@ def format_report(r: dict[str, Any]) -> str:
             f"- real (non-pad) target tokens: {share['real_token_share']:.1%} of the padded batches "
             f"(worst batch {share['min_batch_real_token_share']:.1%}, {int(share['batches'])} batches per epoch)"
         )
-    for k, rec in enumerate(r["reconstructions"], 1):
+    last = r.get("val_last") or {}
+    if "token_acc_corrupted" in last:
+        lines.append(
+            f"- validation token accuracy: {last['token_acc']:.1%} overall, {last['token_acc_corrupted']:.1%} at "
+            f"corrupted positions, {last.get('token_acc_kept', float('nan')):.1%} at kept ones (loss "
+            f"{last['loss_corrupted']:.2f} / {last.get('loss_kept', float('nan')):.2f} nats)"
+        )
+    rec = r.get("reconstruction")
+    if rec:
+        m, c = rec["model"], rec["copy_baseline"]
+        verdict = "BEATS" if rec["beats_copy_baseline"] else "does NOT beat"
+        lines += [
+            f"- reconstruction of {rec['documents']} validation documents (greedy, step {rec['step']}): "
+            f"chrF {m['chrf']:.1f}, BLEU {m['bleu']:.1f}; copy baseline (corrupted source, masks dropped): "
+            f"chrF {c['chrf']:.1f}, BLEU {c['bleu']:.1f}: the model {verdict} the copy baseline on chrF",
+        ]
+    for k, rec in enumerate(r.get("reconstructions", []), 1):
         lines += ["", f"## Validation document {k}", ""]
         lines += [f"- original:  {rec['original']}", f"- corrupted: {rec['corrupted']}", f"- model:     {rec['model']}"]
     return "\n".join(lines) + "\n"

@@ -93,6 +93,23 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_st
     return {"scheduler": sched, "interval": "step", "frequency": 1}
 
 
+@torch.no_grad()
+def token_losses(
+    hidden: Tensor, weight: Tensor, bias: Tensor, labels: Tensor, rows: int = 2048
+) -> tuple[Tensor, Tensor]:
+    """Per-token cross-entropy (N,) fp32 and correctness (N,) bool of the LM head ``hidden @ weight.T + bias`` at
+    ``labels``, ``rows`` rows at a time (no gradient: for evaluation, where per-token values are needed)."""
+    losses, correct = [], []
+    for s in range(0, hidden.size(0), rows):
+        z = F.linear(hidden[s : s + rows], weight, bias).float()
+        y = labels[s : s + rows]
+        losses.append(F.cross_entropy(z, y, reduction="none"))
+        correct.append(z.argmax(-1) == y)
+    if not losses:
+        return hidden.new_zeros(0, dtype=torch.float32), torch.zeros(0, dtype=torch.bool, device=hidden.device)
+    return torch.cat(losses), torch.cat(correct)
+
+
 def token_cross_entropy(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
     """(N, V) logits of the N target tokens and their (N,) labels -> (sum of token losses in fp32, correct count)."""
     loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=label_smoothing)
@@ -227,21 +244,37 @@ class Seq2SeqModule(pl.LightningModule):
         self._val.clear()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._val.append(self.validation_sums(batch))
+
+    def validation_sums(self, batch: dict) -> Tensor:
+        """1-D float64 sums of one validation batch, reduced over batches and ranks; the first three are
+        (token loss, target tokens, correct tokens). Subclasses may append more and read them in
+        :meth:`validation_metrics`."""
         loss, n_tokens, correct = self.token_loss(batch)
-        self._val.append(torch.stack([loss.double(), n_tokens.double(), correct.double()]))
+        return torch.stack([loss.double(), n_tokens.double(), correct.double()])
+
+    def validation_metrics(self, sums: list[float]) -> dict[str, float]:
+        """Metrics (logged under ``val/``) from the reduced :meth:`validation_sums`."""
+        loss_sum, n_tokens, correct = sums[:3]
+        return {"loss": loss_sum / max(n_tokens, 1.0), "token_acc": correct / max(n_tokens, 1.0)}
 
     def on_validation_epoch_end(self) -> None:
         local = torch.stack(self._val).sum(0) if self._val else torch.zeros(3, dtype=torch.float64, device=self.device)
-        loss_sum, n_tokens, correct = self.trainer.strategy.reduce(local, reduce_op="sum").tolist()
+        sums = self.trainer.strategy.reduce(local, reduce_op="sum").tolist()
         self._val.clear()
-        val_loss = loss_sum / max(n_tokens, 1.0)
-        self.log_dict({"val/loss": val_loss, "val/token_acc": correct / max(n_tokens, 1.0)}, prog_bar=True)
-        full = not self.trainer.sanity_checking or self.trainer.num_sanity_val_steps == float("inf")
-        if full:  # a partial sanity pass would give a misleading first point
+        metrics = self.validation_metrics(sums)
+        shown = ("loss", "token_acc")
+        self.log_dict({f"val/{k}": metrics[k] for k in shown}, prog_bar=True)
+        self.log_dict({f"val/{k}": v for k, v in metrics.items() if k not in shown})
+        if self.full_validation():  # a partial sanity pass would give a misleading first point
             points = self.history["val"]
             if points and points[-1][0] == self.trainer.global_step:
                 points.pop()  # re-validated after a resume: keep one point per step
-            points.append((self.trainer.global_step, val_loss))
+            points.append((self.trainer.global_step, metrics["loss"]))
+
+    def full_validation(self) -> bool:
+        """False during a partial sanity-check pass (``num_sanity_val_steps`` other than -1)."""
+        return not self.trainer.sanity_checking or self.trainer.num_sanity_val_steps == float("inf")
 
     # -- optimizer -----------------------------------------------------------------------------------------------
     def total_steps(self) -> int:

@@ -19,10 +19,16 @@ def test_pretrain_cli_writes_checkpoint_logs_config_report_and_plot(tmp_path):
     assert list(run.glob("logs/version_0/config.yaml")) and list(run.glob("logs/version_0/metrics.csv"))
     assert list(run.glob("tensorboard/version_0/events.*"))
     report = json.loads((run / "report.json").read_text())
-    assert report["steps"] == 4 and report["tokens_seen"] > 0 and len(report["reconstructions"]) == 2
+    assert report["steps"] == 4 and report["tokens_seen"] > 0 and len(report["reconstructions"]) == 3
+    recon = report["reconstruction"]
+    assert recon["step"] == 4 and recon["documents"] >= 8
+    assert 0 <= recon["model"]["chrf"] <= 100 and 0 < recon["copy_baseline"]["chrf"] < 100
+    assert recon["beats_copy_baseline"] == (recon["model"]["chrf"] > recon["copy_baseline"]["chrf"])
+    assert "copy baseline" in (run / "report.md").read_text()
     assert "<mask>" in "".join(r["corrupted"] for r in report["reconstructions"])
     metrics = (run / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
-    for name in ("train/loss", "train/lr", "train/token_acc", "train/tokens_per_s", "val/loss"):
+    names = ("train/loss", "train/lr", "train/token_acc", "train/tokens_per_s", "val/loss", "val/chrf", "val/copy_chrf")
+    for name in (*names, "val/token_acc_corrupted", "val/token_acc_kept", "val/loss_corrupted", "val/loss_kept"):
         assert name in metrics
     model, tok = load_bart(ckpt)
     assert model.config.vocab_size == tok.vocab_size == 400
