@@ -214,10 +214,7 @@ def test_ddp_step_on_two_devices_equals_one_device_accumulating_both_batches(dev
 
 
 def test_gpu_bench_smoke_run_on_cpu_writes_every_case_and_the_goals(tmp_path):
-    args = ["--device", "cpu", "--dtype", "fp32", "--shapes", "tiny", "--seq", "32", "--batch", "2", "--vocab", "512",
-            "--steps", "2", "--warmup", "1", "--compile-backend", "eager", "--beam-batch", "2", "--beam-src", "32",
-            "--beam-new", "4", "--beam-repeats", "1", "--out", str(tmp_path)]  # fmt: skip
-    assert bench_gpu(args) == 0
+    assert bench_gpu(["--smoke", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "gpu.json").read_text())
     rows = result["rows"]
     assert [(r["kind"], r["mode"]) for r in rows] == [
@@ -225,7 +222,7 @@ def test_gpu_bench_smoke_run_on_cpu_writes_every_case_and_the_goals(tmp_path):
         ("beam", "eager"),
         ("train", "compile (eager)"),
     ]
-    assert set(rows[0]["tok_s"]) == {"ours", "logits", "hf"} and set(rows[2]["tok_s"]) == {"ours", "hf"}
+    assert set(rows[0]["tok_s"]) == {"ours", "chunks", "logits", "hf"} and set(rows[2]["tok_s"]) == {"ours", "hf"}
     assert all(v > 0 for r in rows for v in r["tok_s"].values())
     assert rows[0]["flops"] > 0 and rows[1]["outputs_equal"]  # fp32 on CPU: token for token
     assert [g["goal"] for g in result["goals"]] == ["train_speedup", "mfu", "beam_speedup"]

@@ -79,11 +79,12 @@ def flops(c: BartConfig, batch: Batch) -> float:
     return float(3 * (enc + dec + t * 2 * D * V).sum())
 
 
-def ours_step(model, opt, b: Batch) -> None:
-    """Our model + `linear_cross_entropy` (the LM-head loss without materialised logits), token-normalised."""
+def ours_step(model, opt, b: Batch, **loss_kw) -> None:
+    """Our model + `linear_cross_entropy` (the LM-head loss without materialised logits), token-normalised;
+    `loss_kw` go to `linear_cross_entropy` (e.g. chunk_elements)."""
     mask = b.labels.ne(PAD)
     h = model.hidden_states(b.input_ids, b.attention_mask, b.decoder_input_ids, b.decoder_attention_mask, mask)
-    loss, _ = linear_cross_entropy(h, model.shared.weight, model.final_logits_bias[0], b.labels[mask])
+    loss, _ = linear_cross_entropy(h, model.shared.weight, model.final_logits_bias[0], b.labels[mask], **loss_kw)
     (loss / mask.sum()).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
