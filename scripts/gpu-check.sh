@@ -49,7 +49,11 @@ fi
 
 {
   echo "date: $(date -u +%FT%TZ)  host: $(uname -srm)  mode: $mode"
-  echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
+  if commit=$(git rev-parse HEAD 2>/dev/null); then
+    echo "commit: $commit$(git diff --quiet HEAD -- 2>/dev/null || echo ' (+ local changes)')"
+  else
+    echo "commit: unknown (no git checkout)"
+  fi
   echo "python: $py"
   "$py" -c "import sys, torch; from importlib.metadata import version as v
 print('python', sys.version.split()[0], '| torch', torch.__version__, 'cuda', torch.version.cuda,

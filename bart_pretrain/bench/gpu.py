@@ -175,7 +175,9 @@ def train_case(shape: str, mode: str, args, device: torch.device, env: dict) -> 
     steps["hf"] = lambda: hf_step(theirs, opts["hf"], b)
     if mode == "compile":
         torch._dynamo.reset()  # a fresh cache per case: another shape's graphs would turn these dynamic
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)  # entries share a code
+        cfg = torch._dynamo.config  # every compiled layer's entry hangs on one code object (Module._call_impl)
+        limit = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"  # torch < 2.7
+        setattr(cfg, limit, max(getattr(cfg, limit), 64))
         n_layers = config.encoder_layers + config.decoder_layers
         counts = compile_layers(ours, args.compile_backend), compile_layers(theirs, args.compile_backend)
         if counts != (n_layers, n_layers):
