@@ -5,10 +5,10 @@
 
 A training step is forward + backward + AdamW, as in `bench.model` (ours: `linear_cross_entropy` as training runs it;
 in eager mode also with 8x larger loss chunks, and "ours (logits)": our logits + F.cross_entropy; transformers: its
-`labels` loss). Tokens: real source + target tokens. FLOPs:
-`bench.model.flops`, 3 x (forward + backward) the forward matmul FLOPs of the real tokens: 2 per multiply-add of
-every projection, feed-forward and LM-head weight (6 x matmul parameters x tokens; embedding lookups, norms and
-softmax count nothing) plus attention's QK^T and AV, causal self-attention halved. MFU: those FLOP/s over the device's
+`labels` loss). Tokens: real source + target tokens. FLOPs (`bench.model.flops`): 3 x (forward + backward) the
+forward matmul FLOPs of the real tokens, i.e. 2 per multiply-add of every projection, feed-forward and LM-head weight
+(6 x matmul parameters x tokens; embedding lookups, norms and softmax count nothing) plus attention's QK^T and AV,
+causal self-attention halved. MFU: those FLOP/s over the device's
 dense bf16 peak from NVIDIA's datasheets (PEAKS; the entry used is printed), and beside it over a bf16 matmul measured
 in the same run. Times: median of interleaved, synchronised steps after warm-up.
 
@@ -25,6 +25,7 @@ import re
 import statistics
 import sys
 import time
+import traceback
 from dataclasses import fields
 from pathlib import Path
 
@@ -288,8 +289,8 @@ def markdown(result: dict) -> str:
         f"# GPU bench: {env['device_name']}",
         "",
         f"- peak: {peak}; measured {env['dtype']} matmul: {env['matmul_tflops']:.0f} TFLOP/s",
-        f"- torch {env['torch']}, transformers {env['transformers']}, CUDA {env['cuda']}; {env['dtype']} "
-        f"({'autocast over fp32 weights' if env['dtype'] == 'bf16' else 'fp32'}); median of {env['steps']} steps "
+        f"- torch {env['torch']}, transformers {env['transformers']}, CUDA {env['cuda']}; "
+        f"{'bf16 autocast over fp32 weights' if env['dtype'] == 'bf16' else 'fp32'}; median of {env['steps']} steps "
         f"after {env['warmup']} warm-up; {env['seconds']:.0f} s in all",
         "- tokens = real source + target tokens; FLOPs = 3 x forward matmul FLOPs (6 x matmul params x tokens + "
         "attention, causal halved); MFU = FLOP/s / peak; 'MFU (mm)' = FLOP/s / measured matmul",
@@ -358,6 +359,9 @@ def parse_args(argv: list[str] | None):
     if args.smoke:  # the preset first, then whatever the command line says
         args = p.parse_args(SMOKE + [a for a in argv if a != "--smoke"])
     args.shapes, args.modes = args.shapes.split(","), args.modes.split(",")
+    shipped = sorted(path.stem for path in (CONFIGS / "model").glob("*.yaml"))
+    if bad := [s for s in args.shapes + [args.beam_shape or args.shapes[0]] if s not in shipped]:
+        p.error(f"--shapes/--beam-shape: unknown shape(s) {bad}; shipped (configs/model/): {shipped}")
     if bad := [m for m in args.modes if m not in ("eager", "compile")]:
         p.error(f"--modes: unknown mode(s) {bad}; choose from eager, compile")
     if args.steps < 1 or args.warmup < 1:
@@ -389,7 +393,7 @@ def environment(device: torch.device, args) -> dict:
         "matmul_tflops": matmul_tflops(device, args.dtype),
         "steps": args.steps,
         "warmup": args.warmup,
-        "args": {k: v for k, v in vars(args).items()},
+        "args": dict(vars(args)),
     }
 
 
@@ -434,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         c0 = time.perf_counter()
         try:
             row = train_case(shape, mode, args, device, env) if kind == "train" else beam_case(shape, args, device)
-        except Exception as e:  # noqa: BLE001  one failing case (OOM, a compile error) must not lose the others
+        except Exception as e:  # one failing case (OOM, a compile error) must not lose the others' figures
+            traceback.print_exc()
             failed = True
             row = {"case": name, "kind": kind, "shape": shape, "mode": mode, "error": f"{type(e).__name__}: {e}"}
         free(device)
