@@ -8,7 +8,7 @@ DATA   ?= data
 PRETRAIN_CONFIG ?= configs/pretrain/tiny.yaml
 FINETUNE_CONFIG ?= configs/finetune/debian_tiny.yaml
 
-.PHONY: setup data pretrain finetune-summarize test bench lint format clean
+.PHONY: setup data pretrain finetune-summarize test bench gpu-check lint format clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bart_pretrain.bench
+
+# On a GPU machine: set-up if needed, pytest -m gpu, the GPU bench; results in runs/gpu-check/ (scripts/gpu-check.sh)
+gpu-check:
+	scripts/gpu-check.sh
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,4 +1,5 @@
-"""Run every benchmark section in turn: noising throughput, then model training/generation speed."""
+"""Run every benchmark section in turn: noising throughput, then model training/generation speed (CPU). The `gpu`
+section runs only when named, with its own options: `python -m bart_pretrain.bench gpu --help`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ SECTIONS = {
     "noise": "bart_pretrain.bench.noise",
     "model": "bart_pretrain.bench.model",
 }
+GPU = "bart_pretrain.bench.gpu"  # training/beam speed and MFU on a GPU against transformers: not in the default run
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gpu"]:
+        return importlib.import_module(GPU).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bart_pretrain.bench", description=__doc__)
-    parser.add_argument("sections", nargs="*", default=list(SECTIONS), help=f"any of {list(SECTIONS)}")
+    parser.add_argument("sections", nargs="*", default=list(SECTIONS), help=f"any of {list(SECTIONS)}, or gpu alone")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller inputs (a smoke run)")
     args = parser.parse_args(argv)
     for name in args.sections:

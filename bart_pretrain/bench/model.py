@@ -79,11 +79,12 @@ def flops(c: BartConfig, batch: Batch) -> float:
     return float(3 * (enc + dec + t * 2 * D * V).sum())
 
 
-def ours_step(model, opt, b: Batch) -> None:
-    """Our model + `linear_cross_entropy` (the LM-head loss without materialised logits), token-normalised."""
+def ours_step(model, opt, b: Batch, **loss_kw) -> None:
+    """Our model + `linear_cross_entropy` (the LM-head loss without materialised logits), token-normalised;
+    `loss_kw` go to `linear_cross_entropy` (e.g. chunk_elements)."""
     mask = b.labels.ne(PAD)
     h = model.hidden_states(b.input_ids, b.attention_mask, b.decoder_input_ids, b.decoder_attention_mask, mask)
-    loss, _ = linear_cross_entropy(h, model.shared.weight, model.final_logits_bias[0], b.labels[mask])
+    loss, _ = linear_cross_entropy(h, model.shared.weight, model.final_logits_bias[0], b.labels[mask], **loss_kw)
     (loss / mask.sum()).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -187,20 +188,17 @@ def bench_variable(shape: str, n: int, max_len: int, B: int, repeats: int, peak:
     return r
 
 
-@torch.no_grad()
-def bench_beam(shape: str, B: int, S: int, new_tokens: int, beams: int, repeats: int) -> dict:
-    torch.manual_seed(0)
-    ours = Bart(config_for(shape)).eval()
-    theirs = to_transformers(ours, "sdpa").eval()
-    gen = torch.Generator().manual_seed(2)
-    lens = torch.randint(S // 2, S + 1, (B,), generator=gen).tolist()
-    b = make_batch(lens, lens, ours.config.vocab_size, gen)
+def beam_runs(ours, theirs, b: Batch, new_tokens: int, beams: int) -> tuple[dict, dict]:
+    """Callables running our beam search and transformers' `generate` on the sources of `b` with the same settings
+    (exactly `new_tokens` new tokens, no-repeat 3-grams); each stores its output under its key in the returned dict."""
     kw = dict(num_beams=beams, max_length=new_tokens + 1, min_length=new_tokens + 1, no_repeat_ngram_size=3)
     res = {}
 
+    @torch.no_grad()
     def run_ours():
         res["ours"] = ours.generate(b.input_ids, b.attention_mask, **kw)
 
+    @torch.no_grad()
     def run_hf():
         res["hf"] = theirs.generate(
             input_ids=b.input_ids,
@@ -214,7 +212,19 @@ def bench_beam(shape: str, B: int, S: int, new_tokens: int, beams: int, repeats:
             **kw,
         )
 
-    t = interleaved({"ours": run_ours, "hf": run_hf}, repeats)
+    return {"ours": run_ours, "hf": run_hf}, res
+
+
+@torch.no_grad()
+def bench_beam(shape: str, B: int, S: int, new_tokens: int, beams: int, repeats: int) -> dict:
+    torch.manual_seed(0)
+    ours = Bart(config_for(shape)).eval()
+    theirs = to_transformers(ours, "sdpa").eval()
+    gen = torch.Generator().manual_seed(2)
+    lens = torch.randint(S // 2, S + 1, (B,), generator=gen).tolist()
+    b = make_batch(lens, lens, ours.config.vocab_size, gen)
+    fns, res = beam_runs(ours, theirs, b, new_tokens, beams)
+    t = interleaved(fns, repeats)
     same = torch.equal(res["ours"], res["hf"])
     tokens = B * new_tokens
     return {
