@@ -1,0 +1,137 @@
+"""The model must learn from its source: provenance of corrupted tokens, the copy baseline, the from-scratch init,
+and the identity-copy check through the real `pretrain` path (a tiny model that ignores its encoder fails it)."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from pretrain_world import WORDS, make_world
+
+import noising
+from bart_pretrain.initialization import InitConfig, initialize, sinusoids
+from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.pretrain import main
+from bart_pretrain.reconstruction import ReconstructionProbe, corpus_scores
+from noising.provenance import corrupted_positions, trace
+
+CTX = noising.NoiseContext(vocab_size=50, mask_id=49, max_length=32)
+
+
+def _doc(n: int = 8) -> noising.Document:
+    tokens = np.array([0, *range(10, 10 + n), 2])
+    return noising.Document(tokens, np.ones(len(tokens), dtype=bool), np.array([1, 1 + n // 2]))
+
+
+def test_corrupted_positions_are_exactly_the_tokens_missing_from_the_source():
+    doc = _doc()
+    noise = noising.TokenMasking(ratio=0.5)
+    out = noise(doc, noising.sample_rng(5, 0, 1), CTX).tokens
+    masked = np.flatnonzero(out == CTX.mask_id)  # token masking keeps positions: output j replaced input j
+    expected = np.zeros(len(doc), dtype=bool)
+    expected[masked] = True
+    np.testing.assert_array_equal(corrupted_positions(noise, doc, 5, 0, 1, CTX), expected)
+    assert expected.sum() == 4
+
+
+def test_moved_tokens_are_kept_and_deleted_ones_are_corrupted():
+    doc = _doc()
+    permuted = corrupted_positions(noising.SentencePermutation(ratio=1.0), doc, 0, 0, 0, CTX)
+    assert not permuted.any()  # every token is still in the source, only elsewhere
+    deletion = noising.TokenDeletion(ratio=0.25)
+    out = deletion(doc, noising.sample_rng(3, 0, 0), CTX).tokens
+    marks = corrupted_positions(deletion, doc, 3, 0, 0, CTX)
+    assert set(doc.tokens[marks]) == set(doc.tokens) - set(out) and marks.sum() == 2
+
+
+def test_trace_refuses_a_noise_that_reads_token_values():
+    def drop_large(doc, rng, ctx):  # depends on token values, so the stand-in rerun takes another path
+        keep = (doc.tokens < 15) | (np.arange(len(doc)) == len(doc) - 1)
+        return noising.Document(doc.tokens[keep], doc.word_starts[keep], np.zeros(0, dtype=np.int64))
+
+    assert trace(drop_large, _doc(), 0, 0, 0, CTX) is None
+    assert corrupted_positions(drop_large, _doc(), 0, 0, 0, CTX) is None
+
+
+def test_corpus_scores_are_100_for_identical_text_and_lower_for_a_gap():
+    refs = ["the kernel module loads the driver", "a shell for the system"]
+    assert corpus_scores(refs, refs) == pytest.approx({"chrf": 100.0, "bleu": 100.0})
+    gap = corpus_scores(["the kernel loads the driver", "a shell for the system"], refs)
+    assert 50 < gap["chrf"] < 100 and gap["bleu"] < 100
+
+
+class _Tok:
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(f"w{i}" if i >= 10 else f"<{i}>" for i in ids if not (skip_special_tokens and i < 10))
+
+
+def test_copy_baseline_is_the_source_with_masks_dropped():
+    source = np.array([0, 11, 12, 9, 14, 2])  # 9 stands for <mask> here: < 10 are special for _Tok
+    probe = ReconstructionProbe([source], ["w11 w12 w13 w14"], _Tok().decode)
+    assert probe.copy_texts == ["w11 w12 w14"]
+    assert probe.baseline == corpus_scores(["w11 w12 w14"], ["w11 w12 w13 w14"])
+
+
+def test_sinusoidal_init_shares_position_tables_and_cross_attention_starts_with_q_equal_k():
+    config = BartConfig(vocab_size=40, d_model=16, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+                        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=20)  # fmt: skip
+    torch.manual_seed(0)
+    model = initialize(Bart(config), InitConfig(positions="sinusoidal", cross_attention="query_equals_key"))
+    enc, dec = model.encoder.embed_positions.weight, model.decoder.embed_positions.weight
+    torch.testing.assert_close(enc[2:], dec[2:])
+    assert abs(enc[2:].std().item() - config.init_std) < 1e-6
+    table = enc[2:].double()
+    expected = sinusoids(20, 16)
+    torch.testing.assert_close(table / table.std(), expected / expected.std())
+    for layer in model.decoder.layers:
+        w = layer.encoder_attn.qkv_proj.weight
+        torch.testing.assert_close(w[:16], w[16:32])
+        assert not torch.equal(layer.self_attn.qkv_proj.weight[:16], layer.self_attn.qkv_proj.weight[16:32])
+    defaults = initialize(Bart(config), InitConfig())
+    assert not torch.equal(defaults.encoder.embed_positions.weight, defaults.decoder.embed_positions.weight)
+
+
+def test_init_config_rejects_unknown_schemes_naming_the_field():
+    with pytest.raises(ValueError, match="init.positions='rope'"):
+        InitConfig(positions="rope")
+
+
+def _copy_world(tmp_path):
+    """Random word sequences (nothing to guess without the source), identity recipe, a d_model=64 BART."""
+    rng = random.Random(1)
+    config = make_world(
+        tmp_path,
+        n_train=400,
+        n_val=24,
+        data__noise="configs/noise/identity.yaml",
+        data__max_tokens=1024,
+        trainer__max_steps=400,
+        trainer__val_check_interval=400,
+        model__optim={"lr": 3e-3, "warmup_steps": 60},
+        model__init={"positions": "sinusoidal", "cross_attention": "query_equals_key"},
+        model__reconstruction_documents=8,
+    )
+    for split, n in (("train", 400), ("validation", 24)):
+        with open(tmp_path / f"{split}.jsonl", "w") as f:
+            for i in range(n):
+                text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 20))) + "."
+                f.write(json.dumps({"id": f"{split}-{i}", "text": text}) + "\n")
+    model = dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+                 encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128, dropout=0.0)  # fmt: skip
+    (tmp_path / "model.yaml").write_text(json.dumps(model))
+    return config
+
+
+@pytest.mark.slow
+def test_identity_recipe_is_learned_through_the_pretrain_command(tmp_path):
+    """The copy check: with source = target, validation token accuracy must reach 95% within the step budget.
+    Measured: 99.0% with this init; 21.4% with transformers' default init (same steps), whose decoder ignores the
+    encoder and only learns the word frequencies."""
+    config = _copy_world(tmp_path)
+    assert main(["-c", str(config), "--checkpoint_every", "1000"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["val_last"]["token_acc"] >= 0.95, report["val_last"]
+    recon = report["reconstruction"]
+    assert recon["copy_baseline"]["chrf"] == pytest.approx(100.0)  # nothing corrupted: copying is perfect
+    assert recon["model"]["chrf"] >= 90.0, recon
