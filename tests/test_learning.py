@@ -75,7 +75,8 @@ def test_copy_baseline_is_the_source_with_masks_dropped():
 
 def test_sinusoidal_init_shares_position_tables_and_cross_attention_starts_with_q_equal_k():
     sizes = dict(encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2)
-    config = BartConfig(vocab_size=40, d_model=16, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=20, **sizes)
+    sizes |= dict(encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=20)
+    config = BartConfig(vocab_size=40, d_model=16, **sizes)
     torch.manual_seed(0)
     model = initialize(Bart(config), InitConfig(positions="sinusoidal", cross_attention="query_equals_key"))
     enc, dec = model.encoder.embed_positions.weight, model.decoder.embed_positions.weight
@@ -118,7 +119,8 @@ def _copy_world(tmp_path):
                 text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 20))) + "."
                 f.write(json.dumps({"id": f"{split}-{i}", "text": text}) + "\n")
     sizes = dict(encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4)
-    model = dict(d_model=64, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128, dropout=0.0, **sizes)
+    sizes |= dict(encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128)
+    model = dict(d_model=64, dropout=0.0, **sizes)
     (tmp_path / "model.yaml").write_text(json.dumps(model))
     return config
 
