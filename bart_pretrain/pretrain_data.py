@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 import noising
 from bart_pretrain.batching import BatchKey, TokenBudgetBatchSampler, pad, padding_stats, plan_batches
+from noising.schedule import NoiseSchedule, ScheduledPipeline
 
 # Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; ours resumes through
 # the data module's state (robust to Lightning issue #20550), so the warning does not apply.
@@ -62,16 +63,21 @@ def _rows(docs: Any, indices: Sequence[int]) -> list[dict]:
 
 
 class Corruptor:
-    """Picklable corruption of one document row: ``(row, rng) -> (source, target)`` int64 arrays."""
+    """Picklable corruption of one document row: ``(row, rng, step) -> (source, target)`` int64 arrays; ``step``
+    (optimizer steps, fractional inside an accumulation window) sets the strength under a ``schedule``; None
+    means full strength (validation)."""
 
-    def __init__(self, noise: noising.Pipeline, ctx: noising.NoiseContext):
+    def __init__(self, noise: noising.Pipeline, ctx: noising.NoiseContext, schedule: NoiseSchedule | None = None):
         self.noise, self.ctx = noise, ctx
+        self.scheduled = ScheduledPipeline(noise, schedule) if schedule is not None and schedule.steps else None
 
-    def __call__(self, row: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, row: dict, rng: np.random.Generator, step: float | None = None) -> tuple[np.ndarray, ...]:
         from bart_pretrain.data.documents import to_document
 
         doc = to_document(row)
-        return self.noise(doc, rng, self.ctx).tokens, doc.tokens
+        if step is None or self.scheduled is None:
+            return self.noise(doc, rng, self.ctx).tokens, doc.tokens
+        return self.scheduled(doc, rng, self.ctx, step).tokens, doc.tokens
 
     def corrupted(self, row: dict, seed: int, epoch: int, index: int) -> np.ndarray | None:
         """Bool per target token of sample ``(seed, epoch, index)``: True where the corruption removed it (masked,
@@ -88,7 +94,8 @@ class DenoisingDataset(Dataset):
     ``fixed_epoch`` pins the corruption (validation: the same corrupted set every time it is evaluated).
     ``trace`` adds ``corrupted`` (B, T) int8 aligned with ``labels``: 1 where the corruption removed the target
     token, 0 where the source holds it, -1 on padding or where the noise cannot be traced (validation only: it
-    runs the noise a second time).
+    runs the noise a second time). ``batches_per_epoch`` and ``batches_per_step`` (gradient accumulation) turn a
+    batch key into the optimizer step that a noise schedule reads.
     """
 
     def __init__(
@@ -101,19 +108,27 @@ class DenoisingDataset(Dataset):
         decoder_start_id: int = 2,
         fixed_epoch: int | None = None,
         trace: bool = False,
+        batches_per_epoch: int = 0,
+        batches_per_step: int = 1,
     ):
         self.docs, self.corruptor, self.seed = docs, corruptor, int(seed)
         self.pad_id, self.decoder_start_id, self.fixed_epoch = pad_id, decoder_start_id, fixed_epoch
-        self.trace = trace
+        self.trace, self.batches_per_epoch, self.batches_per_step = trace, batches_per_epoch, batches_per_step
+
+    def step(self, key: BatchKey) -> float | None:
+        """The optimizer step that trains on this batch (None for a fixed-epoch set: full-strength noise)."""
+        if self.fixed_epoch is not None:
+            return None
+        return (key.epoch * self.batches_per_epoch + key.position) / self.batches_per_step
 
     def __len__(self) -> int:
         return len(self.docs)
 
     def __getitem__(self, key: BatchKey) -> dict[str, Any]:
         epoch = key.epoch if self.fixed_epoch is None else self.fixed_epoch
-        rows = _rows(self.docs, key.indices)
+        rows, step = _rows(self.docs, key.indices), self.step(key)
         pairs = [
-            self.corruptor(row, noising.sample_rng(self.seed, epoch, i))
+            self.corruptor(row, noising.sample_rng(self.seed, epoch, i), step)
             for i, row in zip(key.indices, rows, strict=True)
         ]
         batch = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
@@ -288,6 +303,7 @@ class PretrainDataModule(pl.LightningDataModule):
         text_column: str = "text",
         tokenizer_path: str = "data/tokenizer/tokenizer.json",
         noise: str | list[dict] = "configs/noise/bart_large.yaml",
+        noise_schedule: NoiseSchedule | None = None,
         max_length: int = 512,
         max_tokens: int = 4096,
         max_sentences: int | None = None,
@@ -308,6 +324,9 @@ class PretrainDataModule(pl.LightningDataModule):
             tokenizer_path: tokenizer.json (or a directory with it, or vocab.json + merges.txt); the model's
                 vocabulary size is read from it.
             noise: a noise recipe (YAML path under configs/noise/ or a list of {class_path, init_args}).
+            noise_schedule: a curriculum: the recipe's strength ramps from ``start`` to full over ``steps``
+                optimizer steps (see noising.schedule); null: full strength throughout. Validation always
+                uses the full recipe.
             max_length: documents are cut at sentence boundaries into chunks of at most this many tokens.
             max_tokens: token budget of a batch: samples x longest target (per device, per micro-batch).
             max_sentences: optional cap on samples per batch.
@@ -324,7 +343,13 @@ class PretrainDataModule(pl.LightningDataModule):
             raise ValueError(f"data.max_tokens={max_tokens} must be >= data.max_length={max_length}")
         from bart_pretrain.noise_config import load_noise
 
-        load_noise(noise)  # a bad recipe fails now, not after the corpus is tokenized
+        if isinstance(noise_schedule, dict):
+            noise_schedule = NoiseSchedule(**noise_schedule)
+        if noise_schedule is not None and noise_schedule.steps and streaming:
+            raise ValueError("data.noise_schedule needs map-style data (the step of a streamed batch is not known)")
+        # A bad recipe (or a schedule that cannot scale it) fails now, not after the corpus is tokenized.
+        ScheduledPipeline(load_noise(noise), noise_schedule or NoiseSchedule())
+        self.noise_schedule = noise_schedule
         self.save_hyperparameters()
         self.train_files, self.val_files, self.text_column = train_files, val_files, text_column
         self.tokenizer_path, self.noise_spec = tokenizer_path, noise
@@ -373,7 +398,7 @@ class PretrainDataModule(pl.LightningDataModule):
         from bart_pretrain.noise_config import load_noise
 
         tok = self._load_tokenizer()
-        self.corruptor = Corruptor(load_noise(self.noise_spec), tok.noise_context(self.max_length))
+        self.corruptor = Corruptor(load_noise(self.noise_spec), tok.noise_context(self.max_length), self.noise_schedule)
         if self.streaming and stage in (None, "fit"):
             from bart_pretrain.guards import check_stream_source
 
@@ -433,7 +458,13 @@ class PretrainDataModule(pl.LightningDataModule):
                 rank=rank,
             )
             dataset = DenoisingDataset(
-                self.train_docs, self.corruptor, seed=self.seed, pad_id=tok.pad_id, decoder_start_id=tok.eos_id
+                self.train_docs,
+                self.corruptor,
+                seed=self.seed,
+                pad_id=tok.pad_id,
+                decoder_start_id=tok.eos_id,
+                batches_per_epoch=len(sampler),
+                batches_per_step=self.trainer.accumulate_grad_batches if self.trainer is not None else 1,
             )
             loader = self._loader(dataset, sampler)
         self._train_loader = loader

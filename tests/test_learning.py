@@ -15,6 +15,7 @@ from bart_pretrain.model import Bart, BartConfig
 from bart_pretrain.pretrain import main
 from bart_pretrain.reconstruction import ReconstructionProbe, corpus_scores
 from noising.provenance import corrupted_positions, trace
+from noising.schedule import NoiseSchedule, ScheduledPipeline
 
 CTX = noising.NoiseContext(vocab_size=50, mask_id=49, max_length=32)
 
@@ -137,3 +138,59 @@ def test_identity_recipe_is_learned_through_the_pretrain_command(tmp_path):
     recon = report["reconstruction"]
     assert recon["copy_baseline"]["chrf"] == pytest.approx(100.0)  # nothing corrupted: copying is perfect
     assert recon["model"]["chrf"] >= 90.0, recon
+
+
+def test_noise_schedule_ramps_linearly_from_start_to_full_strength():
+    schedule = NoiseSchedule(steps=100, start=0.2)
+    assert [schedule.strength(t) for t in (0, 50, 100, 1000)] == pytest.approx([0.2, 0.6, 1.0, 1.0])
+    assert NoiseSchedule().strength(0) == 1.0  # steps 0: no schedule
+
+
+def test_ratio_schedule_scales_every_noise_amount_and_reaches_the_recipe():
+    pipe = noising.Pipeline([noising.TokenMasking(ratio=0.4), noising.DocumentRotation(probability=1.0)])
+    scheduled = ScheduledPipeline(pipe, NoiseSchedule(steps=10, start=0.0))
+    half = scheduled.at(0.5)
+    assert half.noises[0].ratio == pytest.approx(0.2) and half.noises[1].probability == pytest.approx(0.5)
+    doc = _doc()
+    assert scheduled(doc, noising.sample_rng(0, 0, 0), CTX, step=0) is not None
+    np.testing.assert_array_equal(  # at step 0 the strength is 0: the identity
+        scheduled(doc, noising.sample_rng(0, 0, 0), CTX, step=0).tokens, doc.tokens
+    )
+    full = scheduled(doc, noising.sample_rng(0, 0, 7), CTX, step=10).tokens
+    np.testing.assert_array_equal(full, pipe(doc, noising.sample_rng(0, 0, 7), CTX).tokens)
+
+
+def test_mix_schedule_corrupts_the_scheduled_share_of_samples():
+    pipe = noising.Pipeline([noising.TokenMasking(ratio=0.5)])
+    scheduled = ScheduledPipeline(pipe, NoiseSchedule(steps=100, start=0.0, mode="mix"))
+    doc = _doc()
+    changed = [
+        not np.array_equal(scheduled(doc, noising.sample_rng(1, 0, i), CTX, step=30).tokens, doc.tokens)
+        for i in range(2000)
+    ]
+    assert 0.27 < np.mean(changed) < 0.33  # strength 0.3; binomial sd ~0.01
+
+
+def test_ratio_schedule_refuses_a_noise_it_cannot_scale_naming_it():
+    class Shuffle(noising.Noise):
+        def __call__(self, doc, rng, ctx):
+            return doc
+
+    with pytest.raises(ValueError, match=r"noises\[0\] \(Shuffle\) has no field ratio or probability.*mode 'mix'"):
+        ScheduledPipeline(noising.Pipeline([Shuffle()]), NoiseSchedule(steps=5))
+    with pytest.raises(ValueError, match="NoiseSchedule.start=1.5"):
+        NoiseSchedule(steps=5, start=1.5)
+
+
+def test_scheduled_pretraining_starts_clean_and_validates_on_the_full_recipe(tmp_path):
+    from bart_pretrain.pretrain import make_cli
+
+    config = make_world(tmp_path, data__noise_schedule={"steps": 1000, "start": 0.0})
+    cli = make_cli(["-c", str(config)])
+    cli.datamodule.prepare_data()
+    cli.datamodule.setup("fit")
+    cli.datamodule.trainer = cli.trainer
+    first = next(iter(cli.datamodule.train_dataloader()))
+    torch.testing.assert_close(first["input_ids"], first["labels"])  # strength 0 at step 0: source = target
+    val = next(iter(cli.datamodule.val_dataloader()))
+    assert (val["input_ids"] == cli.datamodule.tokenizer.mask_id).any()  # validation: the full recipe
