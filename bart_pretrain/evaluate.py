@@ -7,40 +7,13 @@ Table 3; the lead-1 baseline takes the first sentence of each document.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from bart_pretrain.generation import GenerationConfig  # defined there, once; importable from here too
 from bart_pretrain.io import atomic_write_json, atomic_write_jsonl
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Beam-search settings; lengths count decoder tokens as transformers' ``generate`` does."""
-
-    num_beams: int = 4
-    """Beam width (1 = greedy)."""
-    max_length: int = 64
-    """Longest output in tokens, the decoder start token included."""
-    min_length: int = 0
-    """No ``</s>`` before this many tokens."""
-    length_penalty: float = 1.0
-    """Scores are divided by length**length_penalty; > 1 favours longer outputs."""
-    no_repeat_ngram_size: int = 3
-    """Never repeat an n-gram of this size (0 = off)."""
-
-    def __post_init__(self):
-        if self.num_beams < 1:
-            raise ValueError(f"generation.num_beams must be >= 1; got {self.num_beams}")
-        if self.max_length < 2:
-            raise ValueError(f"generation.max_length must be >= 2; got {self.max_length}")
-        if not 0 <= self.min_length <= self.max_length:
-            raise ValueError(
-                f"generation.min_length must be in [0, max_length={self.max_length}]; got {self.min_length}"
-            )
-        if self.no_repeat_ngram_size < 0:
-            raise ValueError(f"generation.no_repeat_ngram_size must be >= 0; got {self.no_repeat_ngram_size}")
 
 
 @torch.no_grad()
@@ -71,15 +44,7 @@ def summarize_texts(
         size = max(1, max_tokens // (longest * generation.num_beams))
         idx = order[start : start + size]
         input_ids, attention_mask = pad([encoded[i] for i in idx], tokenizer.pad_id)
-        generated = model.generate(
-            input_ids.to(device),
-            attention_mask.to(device),
-            num_beams=generation.num_beams,
-            max_length=generation.max_length,
-            min_length=generation.min_length,
-            length_penalty=generation.length_penalty,
-            no_repeat_ngram_size=generation.no_repeat_ngram_size,
-        )
+        generated = model.generate(input_ids.to(device), attention_mask.to(device), generation)
         for i, ids in zip(idx, generated.tolist(), strict=True):
             out[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
         start += size

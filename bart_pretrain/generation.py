@@ -10,6 +10,9 @@ source and shared by its beams (never expanded, never reordered), and reordering
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,34 +20,70 @@ from torch import Tensor
 NEG = -1.0e9  # "impossible" score, as transformers uses (not -inf: sums must stay ordered)
 
 
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Beam-search settings, the one place their defaults live: `generate`, `Bart.generate`, evaluation, `summarize`
+    (whose flags are these fields), fine-tuning (``--model.generation.*``) and `export-hf` (generation_config.json)
+    all start from these. Lengths count decoder tokens, the decoder start token included, as transformers does."""
+
+    num_beams: int = 4
+    """Beam width (1 = greedy)."""
+    max_length: int = 64
+    """Longest output in tokens, the decoder start token included."""
+    min_length: int = 0
+    """No ``</s>`` before this many tokens."""
+    length_penalty: float = 1.0
+    """Scores are divided by length**length_penalty; > 1 favours longer outputs."""
+    no_repeat_ngram_size: int = 3
+    """Never repeat an n-gram of this size (0 = off); 3 is BART's summarization setting."""
+
+    def __post_init__(self):
+        if self.num_beams < 1:
+            raise ValueError(f"generation.num_beams must be >= 1; got {self.num_beams}")
+        if self.max_length < 2:
+            raise ValueError(
+                f"generation.max_length must be >= 2 (the start token and one generated token); got {self.max_length}"
+            )
+        if not 0 <= self.min_length <= self.max_length:
+            raise ValueError(
+                f"generation.min_length must be in [0, max_length={self.max_length}]; got {self.min_length}"
+            )
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"generation.no_repeat_ngram_size must be >= 0; got {self.no_repeat_ngram_size}")
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **settings) -> GenerationConfig:
+        """A copy with ``settings`` changed; a name that is not a field is a ``TypeError`` listing the fields."""
+        unknown = sorted(set(settings) - set(self.fields()))
+        if unknown:
+            raise TypeError(f"unknown generation setting(s) {unknown}; the settings are: {', '.join(self.fields())}")
+        return dataclasses.replace(self, **settings)
+
+
 def generate(
     model,
     input_ids: Tensor,
     attention_mask: Tensor | None = None,
+    generation: GenerationConfig | None = None,
     *,
-    num_beams: int = 4,
-    max_length: int = 64,
-    min_length: int = 0,
-    length_penalty: float = 1.0,
-    no_repeat_ngram_size: int = 0,
     early_stopping: bool = True,
+    **settings,
 ) -> Tensor:
     """(B, S) source ids -> (B, T') generated ids, T' <= max_length, starting with decoder_start_token_id and padded
-    with pad_token_id after </s>. `num_beams=1` is greedy search."""
-    if num_beams < 1:
-        raise ValueError(f"num_beams must be >= 1, got {num_beams}")
-    if max_length < 2:
-        raise ValueError(f"max_length must be >= 2 (the start token and one generated token), got {max_length}")
-    if min_length < 0 or no_repeat_ngram_size < 0:
-        raise ValueError(f"min_length and no_repeat_ngram_size must be >= 0, got {min_length}, {no_repeat_ngram_size}")
-    if max_length > model.config.max_position_embeddings:
-        raise ValueError(f"max_length={max_length} > max_position_embeddings={model.config.max_position_embeddings}")
+    with pad_token_id after </s>. Settings: ``generation`` (default :class:`GenerationConfig`'s) with any of its
+    fields overridden by keyword (``num_beams=1`` is greedy search)."""
+    g = (generation or GenerationConfig()).replace(**settings)
+    if g.max_length > model.config.max_position_embeddings:
+        raise ValueError(f"max_length={g.max_length} > max_position_embeddings={model.config.max_position_embeddings}")
     memory, memory_mask = model.encode(input_ids, attention_mask)
-    cache = model.new_cache(memory, memory_mask, input_ids.size(0) * num_beams, max_length)
-    settings = (max_length, min_length, no_repeat_ngram_size)
-    if num_beams == 1:
-        return _greedy(model, cache, input_ids.size(0), settings)
-    return _beam(model, cache, input_ids.size(0), num_beams, settings, length_penalty, early_stopping)
+    cache = model.new_cache(memory, memory_mask, input_ids.size(0) * g.num_beams, g.max_length)
+    limits = (g.max_length, g.min_length, g.no_repeat_ngram_size)
+    if g.num_beams == 1:
+        return _greedy(model, cache, input_ids.size(0), limits)
+    return _beam(model, cache, input_ids.size(0), g.num_beams, limits, g.length_penalty, early_stopping)
 
 
 def next_token_scores(model, logits: Tensor, seqs: Tensor, cur_len: int, settings, normalize: bool = True) -> Tensor:

@@ -313,31 +313,13 @@ class Bart(nn.Module):
         return self.lm_head(x[:, -1])
 
     @torch.no_grad()
-    def generate(
-        self,
-        input_ids,
-        attention_mask=None,
-        *,
-        num_beams=4,
-        max_length=64,
-        min_length=0,
-        length_penalty=1.0,
-        no_repeat_ngram_size=0,
-        early_stopping=True,
-    ) -> Tensor:
+    def generate(self, input_ids, attention_mask=None, generation=None, **settings) -> Tensor:
         """(B, S) sources -> (B, <= max_length) outputs by beam search (greedy if num_beams=1), lengths counting the
-        decoder start token as transformers does; see `bart_pretrain.generation.generate`."""
+        decoder start token as transformers does. ``generation``: a `bart_pretrain.generation.GenerationConfig`
+        (default: its defaults), any field overridden by keyword; see `bart_pretrain.generation.generate`."""
         from bart_pretrain.generation import generate
 
-        kw = dict(
-            num_beams=num_beams,
-            max_length=max_length,
-            min_length=min_length,
-            length_penalty=length_penalty,
-            no_repeat_ngram_size=no_repeat_ngram_size,
-            early_stopping=early_stopping,
-        )
-        return generate(self, input_ids, attention_mask, **kw)
+        return generate(self, input_ids, attention_mask, generation, **settings)
 
 
 def padding_mask(attention_mask: Tensor | None) -> Tensor | None:

@@ -41,7 +41,10 @@ def reconstruct(model, sources: Sequence[np.ndarray], *, batch_size: int = 16, e
             rows = order[start : start + batch_size]
             ids, mask = pad([sources[i] for i in rows], c.pad_token_id)
             max_length = min(ids.size(1) + extra_tokens, c.max_position_embeddings)
-            generated = model.generate(ids.to(device), mask.to(device), num_beams=1, max_length=max_length)
+            # a reconstruction may repeat n-grams of its source: no n-gram ban (GenerationConfig's default is 3)
+            generated = model.generate(
+                ids.to(device), mask.to(device), num_beams=1, max_length=max_length, no_repeat_ngram_size=0
+            )
             for i, row in zip(rows, generated.tolist(), strict=True):
                 out[i] = row
     finally:

@@ -56,7 +56,7 @@ def test_generate_equals_transformers_token_for_token(seed):
     ids, am = sources(seed)
     ended_early = 0
     for kw in SETTINGS:
-        kw = {"max_length": 16} | kw
+        kw = {"max_length": 16, "no_repeat_ngram_size": 0} | kw  # transformers: 0 unless given
         with torch.no_grad():
             a = ours.generate(ids, am, **kw)
             b = theirs.generate(
@@ -97,3 +97,28 @@ def test_banned_ngram_mask_bans_only_completions_of_seen_ngrams():
     banned = banned_ngram_mask(seqs, 3, 10)
     assert banned[0].nonzero().flatten().tolist() == [7]
     assert not banned[1].any()
+
+
+def test_generation_defaults_are_written_once_in_generation_config():
+    import dataclasses
+    import inspect
+
+    from bart_pretrain import evaluate, generation, summarize
+    from bart_pretrain.generation import GenerationConfig
+
+    assert evaluate.GenerationConfig is GenerationConfig  # evaluation, fine-tuning and summarize share it
+    for fn in (generation.generate, Bart.generate):  # no second copy of a default in a signature
+        assert not set(inspect.signature(fn).parameters) & set(GenerationConfig.fields()), fn
+    flags = summarize._parser().parse_args(["--checkpoint", "x"])
+    assert all(getattr(flags, name) is None for name in GenerationConfig.fields())  # None: the recorded or default
+    m = peaked_model(4)
+    ids, am = sources(4)
+    defaults = dataclasses.asdict(GenerationConfig())
+    assert defaults["no_repeat_ngram_size"] == 3  # BART's summarization setting, everywhere
+    with torch.no_grad():
+        implicit = m.generate(ids, am, max_length=16)
+        assert torch.equal(implicit, m.generate(ids, am, **(defaults | {"max_length": 16})))
+        ban_off = m.generate(ids, am, GenerationConfig(max_length=16, no_repeat_ngram_size=0))
+        assert torch.equal(ban_off, m.generate(ids, am, max_length=16, no_repeat_ngram_size=0))
+    with pytest.raises(TypeError, match=r"unknown generation setting\(s\) \['beams'\]; the settings are: num_beams"):
+        m.generate(ids, am, beams=2)

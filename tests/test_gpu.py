@@ -142,7 +142,7 @@ def test_greedy_and_beam_search_equal_transformers_on_cuda(seed):
     theirs = to_transformers(ours).eval()
     ids, am = (t.cuda() for t in sources(seed))
     for kw in SETTINGS:
-        kw = {"max_length": 16} | kw
+        kw = {"max_length": 16, "no_repeat_ngram_size": 0} | kw  # transformers: 0 unless given
         with torch.no_grad():
             a = ours.generate(ids, am, **kw)
             bart = dict(do_sample=False, decoder_start_token_id=2, forced_bos_token_id=0, forced_eos_token_id=2)
