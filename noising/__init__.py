@@ -47,7 +47,7 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
 from noising._ops import edit
 from noising.base import Document, Noise, NoiseContext, sample_rng
 from noising.document_rotation import DocumentRotation
-from noising.pipeline import Pipeline, build_pipeline
+from noising.pipeline import Pipeline, PluginContractError, build_pipeline, check_plugins
 from noising.random_insertion import RandomInsertion
 from noising.registry import available, register
 from noising.sentence_permutation import SentencePermutation
@@ -61,6 +61,7 @@ __all__ = [
     "Noise",
     "NoiseContext",
     "Pipeline",
+    "PluginContractError",
     "RandomInsertion",
     "SentencePermutation",
     "TextInfilling",
@@ -69,6 +70,7 @@ __all__ = [
     "available",
     "edit",
     "build_pipeline",
+    "check_plugins",
     "register",
     "sample_rng",
 ]

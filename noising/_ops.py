@@ -27,6 +27,19 @@ def word_positions(doc: Document, whole_words: bool) -> np.ndarray:
     return np.flatnonzero(starts[1:]) + 1
 
 
+def reopen_words(word_starts: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``word_starts`` with the first KEPT token of every word marked as a word start: what is left of a word whose
+    first token is deleted is a word of its own, not the tail of the previous one (so the first content token of the
+    result still starts a word). ``keep`` is a deletion mask that keeps ``<s>`` and ``</s>``."""
+    word = np.cumsum(word_starts)  # word index of every token
+    kept = np.flatnonzero(keep)[1:-1]
+    opens = np.ones(len(kept), dtype=bool)
+    opens[1:] = word[kept[1:]] != word[kept[:-1]]
+    out = word_starts.copy()
+    out[kept[opens]] = True
+    return out
+
+
 def budget(count: int, ratio: float) -> int:
     """``ceil(count * ratio)`` as fairseq computes it, immune to float noise (``10 * 0.3 = 3.0000000000000004``)."""
     return min(count, math.ceil(count * ratio - 1e-9))
@@ -67,15 +80,16 @@ def edit(
 
     ``insert_at`` are offsets in the INPUT, each >= 1: a value inserted at ``p`` lands just before input token
     ``p`` and belongs to the sentence that starts at ``p`` (use ``len(doc) - 1`` to append before ``</s>``);
-    values sharing an offset keep their order. Inserted tokens start words. A sentence whose tokens all go is
-    dropped. ``keep`` must keep ``<s>`` and ``</s>``.
+    values sharing an offset keep their order. Inserted tokens start words, and so does the first kept token of a
+    word whose first token goes (:func:`reopen_words`). A sentence whose tokens all go is dropped. ``keep`` must keep
+    ``<s>`` and ``</s>``.
     """
     out = doc.tokens if tokens is None else tokens
     ws = doc.word_starts if word_starts is None else word_starts
     starts = doc.sentence_starts
     if keep is not None:
         kept_upto = np.cumsum(keep)  # kept_upto[p - 1]: tokens kept before input offset p (p >= 1)
-        out, ws, starts = out[keep], ws[keep], kept_upto[starts - 1]
+        out, ws, starts = out[keep], reopen_words(ws, keep)[keep], kept_upto[starts - 1]
     if insert_at is not None and len(insert_at):
         insert_values = np.asarray(insert_values, dtype=np.int64)
         if len(insert_at) > 1 and np.any(insert_at[1:] < insert_at[:-1]):

@@ -18,7 +18,8 @@ class Document:
     """Token ids ``<s> ... </s>`` plus the structure a corruption may need.
 
     tokens: int64 ``[L]``; ``tokens[0]`` is ``<s>``, ``tokens[-1]`` is ``</s>`` (L >= 2).
-    word_starts: bool ``[L]``; True where a token begins a word. Always False at ``<s>`` and ``</s>``.
+    word_starts: bool ``[L]``; True where a token begins a word. Always False at ``<s>`` and ``</s>``; always True
+        at the first content token (``word_starts[1]`` when L > 2).
     sentence_starts: int64 ``[K]``; sorted, strictly increasing start offsets of the K sentences in ``tokens``.
         The first is 1 (just after ``<s>``); sentence k spans ``[sentence_starts[k], sentence_starts[k+1])``
         and the last one ends at ``L - 1`` (before ``</s>``). Empty when the document has no content tokens.

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from noising.base import Document, Noise, NoiseContext
+from noising.base import Document, Noise, NoiseContext, sample_rng
 from noising.registry import resolve
 
 
@@ -25,10 +25,11 @@ class Pipeline:
         for i, noise in enumerate(self.noises):
             if not isinstance(noise, Noise):
                 raise TypeError(f"noises[{i}]={noise!r}: not a noising.Noise instance")
-        self._trusted = tuple(type(n).__module__.startswith("noising.") for n in self.noises)
+        self.trusted = tuple(type(n).__module__.startswith("noising.") for n in self.noises)
+        """Per noise: a built-in (its tests prove the contract) rather than a plug-in (checked on every call)."""
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
-        for noise, trusted in zip(self.noises, self._trusted, strict=True):
+        for noise, trusted in zip(self.noises, self.trusted, strict=True):
             doc = noise(doc, rng, ctx) if trusted else checked_call(noise, doc, rng, ctx)
         return doc
 
@@ -88,35 +89,87 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return view
 
 
+class PluginContractError(ValueError):
+    """A plug-in noise broke the noising contract (DESIGN.md 3); the message names the class and the rule."""
+
+
+def _broke(name: str, what: str, rule: str) -> PluginContractError:
+    return PluginContractError(f"noise plug-in {name} {what}; the rule: {rule}")
+
+
 def checked_call(noise: Noise, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
-    """Run a plug-in on read-only views of ``doc`` and check what it returns; errors name the plug-in class."""
+    """Run a plug-in on read-only views of ``doc`` and check what it returns; a violation is a
+    :class:`PluginContractError` naming the plug-in class and the rule it broke."""
     name = f"{type(noise).__module__}.{type(noise).__qualname__}"
     view = Document(_read_only(doc.tokens), _read_only(doc.word_starts), _read_only(doc.sentence_starts))
     try:
         out = noise(view, rng, ctx)
     except ValueError as e:
         if "read-only" in str(e):
-            raise ValueError(f"noise plug-in {name} modified its input document (return a new one): {e}") from e
+            rule = "return a new Document, never modify the input"
+            raise _broke(name, f"modified its input document ({e})", rule) from e
         raise
     if not isinstance(out, Document):
-        raise TypeError(f"noise plug-in {name} returned {type(out).__name__}, not a noising.Document")
+        raise _broke(name, f"returned a {type(out).__name__}, not a noising.Document", "return a noising.Document")
     t = out.tokens
     if not isinstance(t, np.ndarray) or t.ndim != 1 or not np.issubdtype(t.dtype, np.integer):
-        raise TypeError(f"noise plug-in {name} returned tokens of type {getattr(t, 'dtype', type(t))}; need 1-D int64")
+        got = getattr(t, "dtype", type(t).__name__)
+        raise _broke(name, f"returned tokens of type {got}", "tokens are a 1-D integer array (int64)")
     if len(t) < 2 or t[0] != ctx.bos_id or t[-1] != ctx.eos_id:
-        raise ValueError(f"noise plug-in {name} dropped <s> (id {ctx.bos_id}) first or </s> (id {ctx.eos_id}) last")
+        what = f"dropped <s> (id {ctx.bos_id}) first or </s> (id {ctx.eos_id}) last"
+        raise _broke(name, what, "<s> stays first and </s> last")
     lo, hi = int(t.min()), int(t.max())
     if lo < 0 or hi >= ctx.vocab_size:
-        raise ValueError(f"noise plug-in {name} returned ids in [{lo}, {hi}], outside [0, {ctx.vocab_size})")
+        what = f"returned ids in [{lo}, {hi}], outside [0, {ctx.vocab_size})"
+        raise _broke(name, what, "ids stay inside the vocabulary (ctx.vocab_size)")
     if len(out.word_starts) != len(t):
-        raise ValueError(f"noise plug-in {name} returned {len(out.word_starts)} word_starts for {len(t)} tokens")
+        what = f"returned {len(out.word_starts)} word_starts for {len(t)} tokens"
+        raise _broke(name, what, "one word_starts flag per token")
     if len(t) > max(ctx.max_length, len(doc.tokens)):
-        raise ValueError(f"noise plug-in {name} grew the document to {len(t)} tokens, past max_length")
+        what = f"grew the document to {len(t)} tokens, past max_length"
+        raise _broke(name, what, f"never grow a document past ctx.max_length={ctx.max_length}")
     if len(out.sentence_starts) and (out.sentence_starts.min() < 1 or out.sentence_starts.max() >= len(t) - 1):
-        raise ValueError(f"noise plug-in {name} returned sentence_starts outside [1, {len(t) - 1})")
+        what = f"returned sentence_starts outside [1, {len(t) - 1})"
+        raise _broke(name, what, "sentences start inside the content, after <s> and before </s>")
     if not (t.flags.writeable and out.word_starts.flags.writeable and out.sentence_starts.flags.writeable):
         # It handed back our read-only views: give downstream code (collate, torch.from_numpy) writable arrays.
         out = Document(t.astype(np.int64), np.array(out.word_starts, dtype=bool), np.array(out.sentence_starts))
     elif t.dtype != np.int64:
         out = out.replace(tokens=t.astype(np.int64))
     return out
+
+
+def probe_document(ctx: NoiseContext) -> Document:
+    """A valid document of non-special ids (up to 40 content tokens, words of 1-2 tokens, 3 sentences) for start-up
+    checks."""
+    n = min(40, ctx.max_length - 2)
+    ids = np.setdiff1d(np.arange(ctx.vocab_size), ctx.special_ids)
+    content = ids[(np.arange(n) * 7919) % len(ids)] if len(ids) else np.full(n, ctx.unk_id)
+    tokens = np.concatenate(([ctx.bos_id], content, [ctx.eos_id])).astype(np.int64)
+    word_starts = np.zeros(n + 2, dtype=bool)
+    word_starts[1 : n + 1] = np.arange(n) % 3 != 1  # some two-token words
+    sentence_starts = sorted({1, *(1 + k for k in (3 * (n // 9), 6 * (n // 9)) if 0 < k < n)}) if n else []
+    return Document(tokens, word_starts, np.asarray(sentence_starts, dtype=np.int64))
+
+
+def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = range(4)) -> None:
+    """Start-up check of every plug-in of ``pipeline`` (built-ins are proven by their tests): run it twice on one
+    document with each seed through :func:`checked_call` and refuse it if the two outputs differ, i.e. it draws from
+    a random source other than the generator it is given (global ``numpy.random``, ``random``, torch, time ...),
+    which would make a batch depend on the worker, the rank and the run instead of (seed, epoch, index)."""
+    doc = probe_document(ctx)
+    for noise, trusted in zip(pipeline.noises, pipeline.trusted, strict=True):
+        if trusted:
+            continue
+        name = f"{type(noise).__module__}.{type(noise).__qualname__}"
+        for seed in seeds:
+            first = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
+            again = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
+            for field in ("tokens", "word_starts", "sentence_starts"):
+                if not np.array_equal(getattr(first, field), getattr(again, field)):
+                    raise _broke(
+                        name,
+                        f"gave two different outputs ({field}) for one document and one seed ({seed})",
+                        "draw randomness only from the rng argument (no global numpy.random, random, torch or "
+                        "time), so that a sample is a pure function of (seed, epoch, index)",
+                    )

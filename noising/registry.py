@@ -2,12 +2,15 @@
 
 Installed packages declare plug-ins under the entry-point group ``bart_pretrain.noising``
 (``[project.entry-points."bart_pretrain.noising"] word_shuffle = "my_pkg.noise:WordShuffle"``); code can also
-call :func:`register`. The registry is strict: two sources claiming one name is an error naming both.
+call :func:`register`. The registry is strict: two sources claiming one name make that name an error naming both
+(other names stay usable).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
 
 from noising.base import Noise
@@ -31,10 +34,11 @@ def register(name: str, cls: type | None = None):
 
     def add(cls: type) -> type:
         _check_noise_class(cls, f"register({name!r})")
-        sources = available()
-        if name in sources:
+        sources, clashing = _sources()
+        taken = sources.get(name) or " and by ".join(clashing.get(name, []))
+        if taken:
             raise ValueError(
-                f"noise name {name!r} is already taken by {sources[name]}; cannot also register "
+                f"noise name {name!r} is already taken by {taken}; cannot also register "
                 f"{cls.__module__}.{cls.__qualname__} under it"
             )
         _registered[name] = cls
@@ -48,35 +52,55 @@ def unregister(name: str) -> None:
     _registered.pop(name, None)
 
 
-def available() -> dict[str, str]:
-    """Every usable short name -> where it comes from. Raises ``ValueError`` if two sources share a name."""
+def _sources() -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(usable short name -> where it comes from, name claimed by two or more sources -> those sources)."""
     sources = {name: f"built-in {path}" for name, path in BUILTINS.items()}
+    clashing: dict[str, list[str]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep.dist, "name", None) or "an unknown distribution"
         origin = f"entry point {ep.name} = {ep.value} (package {dist})"
-        if ep.name in sources:
-            if sources[ep.name] == origin:  # one distribution seen twice on sys.path
-                continue
-            raise ValueError(
-                f"noise name {ep.name!r} is defined twice: by {sources[ep.name]} and by {origin}; "
-                f"uninstall one of them or rename its entry point in group {ENTRY_POINT_GROUP!r}"
-            )
-        sources[ep.name] = origin
+        if ep.name in clashing:
+            if origin not in clashing[ep.name]:
+                clashing[ep.name].append(origin)
+        elif ep.name in sources:
+            if sources[ep.name] != origin:  # the same distribution seen twice on sys.path is no clash
+                clashing[ep.name] = [sources.pop(ep.name), origin]
+        else:
+            sources[ep.name] = origin
     for name, cls in _registered.items():
         sources.setdefault(name, f"register() of {cls.__module__}.{cls.__qualname__}")
-    return sources
+    return sources, clashing
+
+
+def available() -> dict[str, str]:
+    """Every usable short name -> where it comes from. A name two sources claim is not usable (:func:`clashes`);
+    only that name fails, when used."""
+    return _sources()[0]
+
+
+def clashes() -> dict[str, list[str]]:
+    """Short names claimed by two or more sources (built-in, installed packages) -> those sources."""
+    return _sources()[1]
 
 
 def resolve(class_path: str) -> type[Noise]:
-    """The noise class named by a short name or an import path (``pkg.mod.Class`` or ``pkg.mod:Class``)."""
+    """The noise class named by a short name or an import path (``pkg.mod.Class`` or ``pkg.mod:Class``). An import
+    path is looked up with the working directory on ``sys.path`` (last), as ``python -m`` users expect."""
     if not isinstance(class_path, str) or not class_path:
         raise TypeError(f"class_path={class_path!r}: must be a noise name or an import path string")
     if "." not in class_path and ":" not in class_path:
-        sources = available()
+        sources, clashing = _sources()
+        if class_path in clashing:
+            raise ValueError(
+                f"noise name {class_path!r} is defined twice: by {' and by '.join(clashing[class_path])}; uninstall "
+                f"one of them, rename its entry point in group {ENTRY_POINT_GROUP!r}, or name the class by its "
+                "import path"
+            )
         if class_path not in sources:
+            unusable = f"; claimed twice, so unusable: {', '.join(sorted(clashing))}" if clashing else ""
             raise ValueError(
                 f"unknown noise {class_path!r}; available: {', '.join(sorted(sources))} "
-                "(or give an import path such as my_pkg.module.MyNoise)"
+                f"(or give an import path such as my_pkg.module.MyNoise){unusable}"
             )
         if class_path in _registered:
             return _registered[class_path]
@@ -86,9 +110,17 @@ def resolve(class_path: str) -> type[Noise]:
             target = next(iter(entry_points(group=ENTRY_POINT_GROUP, name=class_path))).value
         cls = _import(target, class_path)
     else:
+        _working_directory_on_path()
         cls = _import(class_path, class_path)
     _check_noise_class(cls, class_path)
     return cls
+
+
+def _working_directory_on_path() -> None:
+    # Appended, not prepended: an installed package of the same name as a file here still wins.
+    cwd = os.getcwd()
+    if not any(os.path.abspath(p or os.curdir) == cwd for p in sys.path):
+        sys.path.append(cwd)
 
 
 def _import(target: str, shown: str):

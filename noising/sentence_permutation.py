@@ -45,4 +45,5 @@ class SentencePermutation(Noise):
         tokens, ws = doc.tokens.copy(), doc.word_starts.copy()
         tokens[starts[0] : n - 1] = doc.tokens[idx]
         ws[starts[0] : n - 1] = doc.word_starts[idx]
+        ws[new_starts] = True  # a sentence begins a word, also one moved first
         return Document(tokens, ws, new_starts)

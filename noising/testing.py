@@ -4,8 +4,9 @@
     check_noise(MyNoise(p=0.2))            # raises AssertionError naming the broken invariant
 
 It runs the noise over edge-case and random documents with many seeds and checks: the input is unchanged,
-``<s>`` first and ``</s>`` last, ids inside ``[0, vocab_size)``, consistent ``word_starts``/``sentence_starts``,
-no growth past ``ctx.max_length``, and the same seed gives the same output.
+``<s>`` first and ``</s>`` last, ids inside ``[0, vocab_size)``, consistent ``word_starts``/``sentence_starts`` (the
+first content token always starts a word), no growth past ``ctx.max_length``, and the same seed gives the same
+output.
 """
 
 from __future__ import annotations
@@ -52,13 +53,14 @@ def assert_valid_document(
 
     ``allow_empty_sentences``: accept repeated sentence starts and a start at ``L - 1`` (empty sentences).
     """
-    t, ws, ss = doc.tokens, doc.word_starts, doc.sentence_starts
     assert isinstance(doc, Document), f"{what}: a {type(doc).__name__}, not a noising.Document"
+    t, ws, ss = doc.tokens, doc.word_starts, doc.sentence_starts
     assert isinstance(t, np.ndarray) and t.dtype == np.int64 and t.ndim == 1, f"{what}: tokens must be 1-D int64"
     assert len(t) >= 2 and t[0] == ctx.bos_id and t[-1] == ctx.eos_id, f"{what}: must be <s> ... </s>: {t.tolist()}"
     assert t.min() >= 0 and t.max() < ctx.vocab_size, f"{what}: ids outside [0, {ctx.vocab_size}): {t.tolist()}"
     assert ws.dtype == bool and ws.shape == t.shape, f"{what}: word_starts must be bool, one per token"
     assert not ws[0] and not ws[-1], f"{what}: <s> and </s> never start a word"
+    assert len(t) == 2 or ws[1], f"{what}: the first content token always starts a word: {ws.astype(int).tolist()}"
     assert ss.dtype == np.int64 and ss.ndim == 1, f"{what}: sentence_starts must be 1-D int64"
     if allow_empty_sentences:
         ok = len(ss) == 0 or (ss[0] >= 1 and np.all(np.diff(ss) >= 0) and ss[-1] <= len(t) - 1)

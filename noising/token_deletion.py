@@ -1,7 +1,8 @@
 """Token deletion (BART paper 2.2): random tokens (or whole words) are deleted; the model must find where.
 
 Exactly ``ceil(ratio * units)`` units (words with ``whole_words``, else tokens) are deleted. fairseq reaches
-the same through ``add_whole_word_mask`` with ``replace_length=0``.
+the same through ``add_whole_word_mask`` with ``replace_length=0``. What is left of a word whose first token went
+starts a word of its own, so the first content token always starts a word.
 """
 
 from __future__ import annotations
@@ -35,4 +36,4 @@ class TokenDeletion(Noise):
         bounds[pos[chosen]] = 1  # chosen words are distinct: no repeated index
         bounds[pos[chosen + 1]] -= 1
         keep = np.cumsum(bounds[:n]) == 0
-        return edit(doc, keep)
+        return edit(doc, keep)  # edit marks what is left of a word whose start went as a word of its own

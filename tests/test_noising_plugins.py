@@ -83,19 +83,27 @@ def test_unknown_name_lists_every_available_noise(installed):
         assert name in str(err.value)
 
 
-def test_two_packages_claiming_one_name_is_an_error_naming_both(tmp_path, monkeypatch):
+def test_two_packages_claiming_one_name_break_only_that_name(tmp_path, monkeypatch):
     fake_dist(tmp_path, "pkg_one", "shuffle = pkg_one:Shuffle")
     fake_dist(tmp_path, "pkg_two", "shuffle = pkg_two.noise:Other")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ValueError, match=r"'shuffle' is defined twice.*pkg_one:Shuffle.*pkg_two\.noise:Other"):
-        build_pipeline([{"class_path": "text_infilling"}])
+    pipe = build_pipeline([{"class_path": "text_infilling"}, {"class_path": "token_masking"}])  # built-ins work
+    assert [type(n).__name__ for n in pipe.noises] == ["TextInfilling", "TokenMasking"]
+    assert "shuffle" not in noising.available() and len(noising.registry.clashes()["shuffle"]) == 2
+    with pytest.raises(
+        ValueError, match=r"'shuffle' is defined twice: by .*pkg_one:Shuffle.* and by .*pkg_two\.noise:Other"
+    ):
+        build_pipeline([{"class_path": "shuffle"}])
+    with pytest.raises(ValueError, match=r"unknown noise 'shufle'; .*claimed twice, so unusable: shuffle"):
+        build_pipeline([{"class_path": "shufle"}])
 
 
 def test_a_package_cannot_take_a_built_in_name(tmp_path, monkeypatch):
     fake_dist(tmp_path, "hijack", "text_infilling = hijack:Mine")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ValueError, match=r"'text_infilling' is defined twice: by built-in .*hijack:Mine"):
-        noising.available()
+        build_pipeline([{"class_path": "text_infilling"}])
+    assert type(build_pipeline([{"class_path": "token_masking"}]).noises[0]) is noising.TokenMasking
 
 
 def test_register_is_strict_about_duplicates(outside):
@@ -184,3 +192,71 @@ def test_readme_plug_in_guide_runs_as_written(tmp_path, monkeypatch):
     fake_dist(tmp_path, "my_noises", f"{name} = {value}")
     shuffled = build_pipeline([{"class_path": name, "init_args": {"ratio": 1.0}}])(doc, sample_rng(0, 0, 0), CTX)
     assert sorted(shuffled.tokens.tolist()) == sorted(doc.tokens.tolist()) != shuffled.tokens.tolist()
+
+
+@pytest.mark.parametrize(
+    ("cls", "rule"),
+    [
+        ("DropsEos", "<s> stays first and </s> last"),
+        ("OutOfRangeIds", "ids stay inside the vocabulary"),
+        ("MutatesInput", "never modify the input"),
+        ("ReturnsList", "return a noising.Document"),
+    ],
+)
+def test_a_contract_violation_is_one_line_naming_the_class_and_the_rule(outside, cls, rule):
+    pipe = build_pipeline([{"class_path": f"outside_noises.{cls}"}])
+    with pytest.raises(noising.PluginContractError) as err:
+        pipe(DOC, sample_rng(0, 0, 0), CTX)
+    message = str(err.value)
+    assert message.startswith(f"noise plug-in outside_noises.{cls} ") and "; the rule: " in message and rule in message
+    assert "\n" not in message
+
+
+def test_the_start_up_check_refuses_a_plug_in_drawing_from_global_random_state(outside):
+    pipe = build_pipeline([{"class_path": "text_infilling"}, {"class_path": "outside_noises.GlobalRandomMask"}])
+    message = r"GlobalRandomMask gave two different outputs \(tokens\) for one document and one seed .*the rule: draw"
+    with pytest.raises(noising.PluginContractError, match=message + " randomness only from the rng argument"):
+        noising.check_plugins(pipe, CTX)
+    noising.check_plugins(build_pipeline([{"class_path": "outside_noises.MaskEveryNth"}]), CTX)  # deterministic: fine
+    with pytest.raises(noising.PluginContractError, match="DropsEos dropped"):  # violations show at start-up too
+        noising.check_plugins(build_pipeline([{"class_path": "outside_noises.DropsEos"}]), CTX)
+
+
+def test_a_module_in_the_working_directory_is_importable_by_class_path(tmp_path, monkeypatch):
+    (tmp_path / "cwd_noise_mod.py").write_text(
+        "from dataclasses import dataclass\nfrom noising import Noise\n\n\n@dataclass(frozen=True)\n"
+        "class Keep(Noise):\n    def __call__(self, doc, rng, ctx):\n        return doc\n"
+    )
+    cwd_entries = {"", ".", str(tmp_path)}
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in cwd_entries])  # a console script's sys.path
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "cwd_noise_mod", raising=False)
+    pipe = build_pipeline([{"class_path": "cwd_noise_mod.Keep"}])
+    assert type(pipe.noises[0]).__name__ == "Keep" and sys.path[-1] == str(tmp_path)
+
+
+def test_check_noise_reports_a_plug_in_returning_a_list_as_an_assertion(outside):
+    from outside_noises import ReturnsList
+
+    with pytest.raises(AssertionError, match="a list, not a noising.Document"):
+        check_noise(ReturnsList())
+
+
+def test_check_noise_asserts_the_first_content_token_starts_a_word(outside):
+    from outside_noises import ClearsFirstWordStart
+
+    with pytest.raises(AssertionError, match="the first content token always starts a word"):
+        check_noise(ClearsFirstWordStart())
+
+
+def test_token_deletion_leaves_what_remains_of_a_word_a_word_of_its_own():
+    # Words: [10 11] [12] [13 14 15]; delete tokens 10 and 13 (the first token of two words).
+    doc = Document.from_lists([0, 10, 11, 12, 13, 14, 15, 2], word_starts=[0, 1, 0, 1, 1, 0, 0, 0])
+    for seed in range(200):
+        out = noising.TokenDeletion(ratio=0.3)(doc, sample_rng(seed, 0, 0), CTX)
+        if out.tokens.tolist() == [0, 11, 12, 14, 15, 2]:
+            break
+    assert out.tokens.tolist() == [0, 11, 12, 14, 15, 2]
+    assert out.word_starts.astype(int).tolist() == [0, 1, 1, 1, 0, 0]
+    check_noise(noising.TokenDeletion(ratio=0.3))
+    check_noise(noising.TokenDeletion(ratio=0.9))

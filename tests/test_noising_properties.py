@@ -35,6 +35,7 @@ def documents(draw, strict: bool = True) -> Document:
     content = draw(st.lists(ids, max_size=40))
     n = len(content) + 2
     word_starts = [False, *draw(st.lists(st.booleans(), min_size=n - 2, max_size=n - 2)), False]
+    word_starts[1] = n > 2  # the contract: the first content token starts a word (no other word start needed)
     if n == 2:
         starts = []
     elif strict:

@@ -63,3 +63,42 @@ class ReturnsInputViews(Noise):
 class NotANoise:
     def __call__(self, doc, rng, ctx):
         return doc
+
+
+@dataclass(frozen=True)
+class ReturnsList(Noise):
+    def __call__(self, doc, rng, ctx):
+        return doc.tokens.tolist()
+
+
+@dataclass(frozen=True)
+class GlobalRandomMask(Noise):
+    """Masks each content token with chance 0.3 drawn from numpy's GLOBAL generator: not a function of the seed."""
+
+    def __call__(self, doc, rng, ctx):
+        tokens = doc.tokens.copy()
+        hit = np.random.random(len(tokens)) < 0.3  # noqa: NPY002 (the bug this fixture is)
+        hit[[0, -1]] = False
+        tokens[hit] = ctx.mask_id
+        return doc.replace(tokens=tokens)
+
+
+@dataclass(frozen=True)
+class DropsEosFromLongDocuments(Noise):
+    """Right on documents of up to 3 sentences (the start-up check's probe has 3), drops </s> from longer ones: the
+    check on real data (in the DataLoader workers) catches it."""
+
+    def __call__(self, doc, rng, ctx):
+        if len(doc.sentence_starts) <= 3:
+            return Document(doc.tokens.copy(), doc.word_starts.copy(), doc.sentence_starts.copy())
+        return Document(doc.tokens[:-1].copy(), doc.word_starts[:-1].copy(), doc.sentence_starts.copy())
+
+
+@dataclass(frozen=True)
+class ClearsFirstWordStart(Noise):
+    """Breaks only the word-start rule: the first content token no longer starts a word."""
+
+    def __call__(self, doc, rng, ctx):
+        word_starts = doc.word_starts.copy()
+        word_starts[1:2] = False
+        return doc.replace(word_starts=word_starts)
