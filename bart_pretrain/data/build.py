@@ -233,11 +233,13 @@ def build(
     force: bool = False,
 ) -> dict:
     """Build everything under ``out`` from ``inputs``; returns the manifest. Skips all work when up to date."""
+    from bart_pretrain.io import clean_stale_tmp
     from bart_pretrain.metrics import lead_sentence, rouge
     from bart_pretrain.tokenizer import train_tokenizer
 
     t0 = time.perf_counter()
     out = Path(out).resolve()
+    clean_stale_tmp(out, recursive=True)  # what a killed build's writes left
     inputs.prepare()
     fingerprint = hashlib.sha256(
         json.dumps(
