@@ -1,6 +1,8 @@
 """The `bart-pretrain` command: a thin dispatcher to subcommands, each imported only when used.
 
-Every subcommand module exposes ``main(argv: list[str] | None) -> int``.
+Every subcommand module exposes ``main(argv: list[str] | None) -> int``. A plug-in noise breaking its contract
+(``noising.PluginContractError``, also from a DataLoader worker) or a missing input file ends the command with one
+line on stderr and exit code 2, as a configuration error does.
 """
 
 from __future__ import annotations
@@ -35,8 +37,25 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"bart-pretrain: unknown command {name!r}; choose from: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
+    from noising import PluginContractError
+
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except (PluginContractError, FileNotFoundError) as e:  # the user's plug-in or a missing input: one line, exit 2
+        print(f"bart-pretrain {name}: error: {one_line_message(e)}", file=sys.stderr)
+        return 2
+
+
+def one_line_message(error: BaseException) -> str:
+    """The message of ``error``; for one re-raised by a DataLoader worker (torch puts the worker's traceback in the
+    message, ending in ``module.ErrorClass: message``), the worker's own message."""
+    text = str(error)
+    if "\nOriginal Traceback" in text:
+        last = text.rstrip().splitlines()[-1]
+        prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+        return last[len(prefix) :] if last.startswith(prefix) else last.partition(": ")[2] or last
+    return text
 
 
 if __name__ == "__main__":

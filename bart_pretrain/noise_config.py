@@ -12,19 +12,23 @@ from pathlib import Path
 import yaml
 
 import noising
+from bart_pretrain.paths import shipped, where_looked
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs" / "noise"
 
 
 def load_noise(spec: str | Path | Sequence[Mapping] | Mapping) -> noising.Pipeline:
-    """A pipeline from a recipe path, a bare recipe name (``bart_large``), a ``{noises: [...]}`` mapping or a list."""
+    """A pipeline from a recipe path, a bare recipe name (``bart_large``), a ``{noises: [...]}`` mapping or a list.
+    A relative path not in the working directory may name a shipped recipe (``configs/noise/bart_large.yaml``)."""
     if isinstance(spec, (str, Path)):
-        path = Path(spec)
+        path = shipped(spec)  # configs/noise/x.yaml works from any directory
         if not path.exists() and not path.suffix and (RECIPE_DIR / f"{path}.yaml").exists():
             path = RECIPE_DIR / f"{path}.yaml"
         if not path.exists():
-            shipped = sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
-            raise FileNotFoundError(f"noise recipe {str(spec)!r} not found; shipped recipes: {', '.join(shipped)}")
+            names = sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+            raise FileNotFoundError(
+                f"noise recipe {str(spec)!r} not found ({where_looked(spec)}); shipped recipes: {', '.join(names)}"
+            )
         try:
             spec = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:

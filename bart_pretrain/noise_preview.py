@@ -177,15 +177,14 @@ def _main(argv: list[str] | None = None) -> int:
         parser.error(f"--n={args.n}: must be >= 1")
     if not Path(args.tokenizer).exists():
         print(
-            f"noise-preview: error: tokenizer {args.tokenizer} not found; run `make data` to build the default one "
-            "or pass --tokenizer PATH",
+            f"noise-preview: error: tokenizer {args.tokenizer} not found (looked for "
+            f"{Path(args.tokenizer).absolute()}); run `make data` to build the default one or pass --tokenizer PATH",
             file=sys.stderr,
         )
         return 2
     if args.corpus is not None and not args.corpus.is_file():
         print(f"noise-preview: error: --corpus {args.corpus}: no such file (run `make data`?)", file=sys.stderr)
         return 2
-    from bart_pretrain.data.documents import encode_document, to_document
     from bart_pretrain.tokenizer import Tokenizer
 
     try:
@@ -195,6 +194,17 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"noise-preview: error: {e}", file=sys.stderr)
         return 2
     ctx = tok.noise_context(args.max_length)
+    try:
+        noising.check_plugins(pipe, ctx)  # a plug-in drawing from global random state would print other noise
+        return _show(args, pipe, tok, ctx)
+    except noising.PluginContractError as e:
+        print(f"noise-preview: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _show(args: argparse.Namespace, pipe: noising.Pipeline, tok, ctx: noising.NoiseContext) -> int:
+    from bart_pretrain.data.documents import encode_document, to_document
+
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     # Every chunk of a --text; the first chunk of each corpus document.
     texts = [(t, None) for t in args.text]

@@ -68,6 +68,7 @@ class Corruptor:
     means full strength (validation)."""
 
     def __init__(self, noise: noising.Pipeline, ctx: noising.NoiseContext, schedule: NoiseSchedule | None = None):
+        noising.check_plugins(noise, ctx)  # refuses a plug-in breaking the contract or drawing from global random state
         self.noise, self.ctx = noise, ctx
         self.scheduled = ScheduledPipeline(noise, schedule) if schedule is not None and schedule.steps else None
 
@@ -370,8 +371,8 @@ class PretrainDataModule(pl.LightningDataModule):
         if self.tokenizer is None:
             if not os.path.exists(self.tokenizer_path):
                 raise FileNotFoundError(
-                    f"data.tokenizer_path={self.tokenizer_path!r} does not exist; run `make data` "
-                    "(or `bart-pretrain train-tokenizer`) first"
+                    f"data.tokenizer_path={self.tokenizer_path!r} does not exist (looked for "
+                    f"{os.path.abspath(self.tokenizer_path)}); run `make data` (or `bart-pretrain train-tokenizer`)"
                 )
             self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
         return self.tokenizer
@@ -553,7 +554,10 @@ class _StreamRows:
             paths = _expand(self.files)
             kind = _LOCAL_SUFFIXES.get(_suffix(paths[0]))
             kwargs = {"sample_by": "paragraph"} if kind == "text" else {}
-            return datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **kwargs)
+            stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **kwargs)
+            if kind == "text" and self.text_column != "text":  # .txt rows have one column, "text": as load_text_dataset
+                stream = stream.rename_column("text", self.text_column)
+            return stream
         return datasets.load_dataset(self.files, split="train", streaming=True)
 
 

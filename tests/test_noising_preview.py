@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import noising
 from bart_pretrain import noise_preview
+from bart_pretrain.cli import main as cli_main
 from bart_pretrain.noise_preview import DELETED, INSERTED, KEPT, MASKED, MOVED, RANDOM, annotate, render
 from noising import Document
 
@@ -103,3 +107,27 @@ def test_stand_ins_equal_to_random_draws_do_not_confuse_provenance():
         traced = annotate(noising.Pipeline([noising.TextInfilling(mask_random=0.5)]), doc, seed, 0, 0, ctx)
         before, out, after = traced
         assert all(a in (MASKED, RANDOM, INSERTED) for a, t in zip(after, out, strict=True) if t not in doc.tokens)
+
+
+FIXTURES = Path(__file__).parent / "plugin_fixtures"
+LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog."] * 8)
+
+
+def _plugin_recipe(tmp_path: Path, cls: str) -> str:
+    (tmp_path / "recipe.yaml").write_text(f"noises:\n  - class_path: outside_noises.{cls}\n")
+    return str(tmp_path / "recipe.yaml")
+
+
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    [
+        ("GlobalRandomMask", r"GlobalRandomMask gave two different outputs .*draw randomness only from the rng arg"),
+        ("DropsEosFromLongDocuments", r"DropsEosFromLongDocuments dropped <s> .*the rule: <s> stays first"),
+    ],
+)
+def test_preview_names_a_misbehaving_plug_in_in_one_line(tokenizer_file, tmp_path, monkeypatch, capsys, cls, message):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    argv = ["-c", _plugin_recipe(tmp_path, cls), "--text", LONG_TEXT, "--tokenizer", str(tokenizer_file)]
+    assert cli_main(["noise-preview", *argv, "--seed", "3", "--color", "never"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err) and "Traceback" not in err

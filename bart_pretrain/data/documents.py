@@ -264,7 +264,7 @@ def load_text_dataset(source: str | list[str], text_column: str = "text", split:
                     raise ValueError(f"{p}: directory holds no .txt/.jsonl/.json/.parquet file")
                 paths.extend(sorted(inner))
             elif not os.path.exists(p):
-                raise ValueError(f"{p}: no such file")
+                raise ValueError(f"{p}: no such file (looked for {os.path.abspath(p)})")
             else:
                 paths.append(p)
         kinds = {_LOCAL_SUFFIXES.get(_suffix(p)) for p in paths}
