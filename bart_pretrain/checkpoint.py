@@ -1,5 +1,6 @@
 """Checkpoints: atomic, finite-only writes (a Lightning ``CheckpointIO``), the periodic + final checkpoint callback,
-and :func:`load_bart` for our Lightning ``.ckpt`` files or a transformers BART directory.
+and :func:`load_model` / :func:`load_bart` for our Lightning ``.ckpt`` files (read with ``weights_only=True``, an
+allow-list of what they hold) or a transformers BART directory.
 
 Lightning's own ``TorchCheckpointIO`` renames through an fsspec transaction but never fsyncs; ours writes a
 temporary sibling, fsyncs, renames (``bart_pretrain.io.atomic_open``), and refuses to write NaN/inf weights.
@@ -7,16 +8,19 @@ temporary sibling, fsyncs, renames (``bart_pretrain.io.atomic_open``), and refus
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from bart_pretrain.io import atomic_open
+from bart_pretrain.io import atomic_open, clean_stale_tmp
 
 
 class NonFiniteWeightsError(RuntimeError):
@@ -44,12 +48,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class PretrainCheckpoint(ModelCheckpoint):
     """``last.ckpt`` in ``dirpath``, rewritten every ``every_n_train_steps`` optimizer steps and at the end of
-    training; ``--ckpt_path last`` finds it. Keeps no other checkpoint unless ``save_top_k`` says so."""
+    training; ``--ckpt_path last`` finds it. Keeps no other checkpoint unless ``save_top_k`` says so. At set-up it
+    removes the temporary files killed writes left in ``dirpath`` and its parent (the run directory)."""
 
     def __init__(self, dirpath: str, every_n_train_steps: int = 500, save_top_k: int = 0, **kwargs: Any):
         kwargs.setdefault("save_last", True)
         kwargs.setdefault("enable_version_counter", False)
         super().__init__(dirpath=dirpath, every_n_train_steps=every_n_train_steps, save_top_k=save_top_k, **kwargs)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath:  # what a killed write of last.ckpt, the report, ... left
+            for directory in (Path(self.dirpath), Path(self.dirpath).parent):
+                clean_stale_tmp(directory)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._last_global_step_saved != trainer.global_step:
@@ -62,43 +73,143 @@ class PretrainCheckpoint(ModelCheckpoint):
         return os.path.join(self.dirpath or ".", self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
 
 
-def _load_ckpt(path: str | os.PathLike) -> dict[str, Any]:
+TOKENIZER_KEY = "tokenizer"
+"""``checkpoint["tokenizer"]``: ``{"path": absolute path it was read from, "sha256": Tokenizer.fingerprint(),
+"json": the serialized tokenizer}``; the tokenizer travels with the weights (~200 KB beside megabytes of weights), so a
+checkpoint keeps working when the file it came from moves or changes."""
+
+
+def tokenizer_record(tokenizer, path: str | os.PathLike | None) -> dict[str, str]:
+    """What :data:`TOKENIZER_KEY` holds for ``tokenizer`` (read from ``path``, if known)."""
+    return {
+        "path": str(Path(path).resolve()) if path else "",
+        "sha256": tokenizer.fingerprint(),
+        "json": tokenizer.to_str(),
+    }
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint dict by ``torch.load(weights_only=True)``: tensors, plain containers and the config dataclasses our
+    modules may save (an allow-list); anything else is refused, since unpickling it could run arbitrary code."""
+    from bart_pretrain.generation import GenerationConfig
+    from bart_pretrain.training import OptimConfig
+
+    allowed = [OptimConfig, GenerationConfig, (GenerationConfig, "bart_pretrain.evaluate.GenerationConfig")]
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # Lightning state may hold plain Python objects; our own checkpoints are trusted
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        names = {f"{c.__module__}.{c.__qualname__}" for c in (OptimConfig, GenerationConfig)}
+        names.add("bart_pretrain.evaluate.GenerationConfig")
+        unsafe = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in names]
+        raise ValueError(
+            f"{path}: holds pickled objects a bart-pretrain checkpoint never holds ({', '.join(unsafe)}); refusing to "
+            "unpickle them (torch.load weights_only=True: they could run code). Allowed: tensors, plain Python "
+            "containers, OptimConfig, GenerationConfig"
+        ) from None
+    except (RuntimeError, EOFError) as e:  # not a zip archive, truncated, ...
+        raise ValueError(f"{path}: not a readable torch checkpoint ({str(e).splitlines()[0]})") from None
 
 
-def load_bart(path: str | os.PathLike):
-    """``(Bart, Tokenizer | None)`` from a Lightning checkpoint written by our modules (hyper-parameters
-    ``model_config`` and ``tokenizer_path``, weights under ``model.``) or from a transformers BART directory."""
+@dataclass
+class LoadedModel:
+    """What :func:`load_model` found: the model, its tokenizer (None if none is known, see ``tokenizer_note``), the
+    beam settings and source length it records (empty / None when it records none)."""
+
+    model: Any
+    tokenizer: Any
+    generation: dict[str, Any]
+    max_source_length: int | None
+    tokenizer_path: str | None = None
+    """Where the tokenizer was read from (for one a checkpoint carries: where its run read it)."""
+    tokenizer_note: str = ""
+    """Why there is no tokenizer, when there is none."""
+
+
+def load_model(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None) -> LoadedModel:
+    """A Lightning checkpoint written by our modules (hyper-parameters ``model_config``, weights under ``model.``, the
+    tokenizer under :data:`TOKENIZER_KEY`) or a transformers BART directory, with what it records for generation.
+
+    ``tokenizer_path`` supplies a tokenizer for a checkpoint that carries none; for one that does, it must be that
+    same tokenizer (equal sha256), else ``ValueError``."""
     from bart_pretrain.model import Bart, BartConfig
     from bart_pretrain.tokenizer import Tokenizer
 
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    override = Tokenizer.from_file(tokenizer_path) if tokenizer_path is not None else None
     if path.is_dir():
-        from bart_pretrain.hf import load_hf
+        from bart_pretrain.hf import load_hf, recorded_settings
 
         model = load_hf(path)
         has_tok = (path / "tokenizer.json").exists() or (path / "vocab.json").exists()
-        return model, Tokenizer.from_file(path) if has_tok else None
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = _load_ckpt(path)
-    hparams = ckpt.get("hyper_parameters", {})
-    if "model_config" not in hparams or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a bart-pretrain checkpoint (no hyper_parameters.model_config / state_dict)")
-    config = BartConfig.from_dict(dict(hparams["model_config"]))
-    model = Bart(config)
-    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit the saved model_config: {e}") from e
-    tok_path = hparams.get("tokenizer_path")
-    tokenizer = Tokenizer.from_file(tok_path) if tok_path and os.path.exists(tok_path) else None
-    if tokenizer is not None and tokenizer.vocab_size != config.vocab_size:
-        raise ValueError(
-            f"{path}: tokenizer {tok_path} has {tokenizer.vocab_size} tokens, the model {config.vocab_size}"
+        tokenizer = override or (Tokenizer.from_file(path) if has_tok else None)
+        tok_path = str(tokenizer_path) if override else str(path) if has_tok else None
+        note = "" if tokenizer is not None else f"{path} holds no tokenizer.json (nor vocab.json + merges.txt)"
+        generation, max_source_length = recorded_settings(path)
+        loaded = LoadedModel(model, tokenizer, generation, max_source_length, tok_path, note)
+    else:
+        ckpt = read_checkpoint(path)
+        hparams = ckpt.get("hyper_parameters", {})
+        if "model_config" not in hparams or "state_dict" not in ckpt:
+            raise ValueError(f"{path}: not a bart-pretrain checkpoint (no hyper_parameters.model_config / state_dict)")
+        config = BartConfig.from_dict(dict(hparams["model_config"]))
+        model = Bart(config)
+        state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"{path}: weights do not fit the saved model_config: {e}") from e
+        tokenizer, tok_path, note = _checkpoint_tokenizer(ckpt, path, override, tokenizer_path)
+        generation = hparams.get("generation") or {}
+        generation = dataclasses.asdict(generation) if dataclasses.is_dataclass(generation) else dict(generation)
+        loaded = LoadedModel(model, tokenizer, generation, hparams.get("max_source_length"), tok_path, note)
+    tok = loaded.tokenizer
+    if tok is not None and tok.vocab_size != loaded.model.config.vocab_size:
+        where = tokenizer_path or "its tokenizer"
+        raise ValueError(f"{path}: tokenizer {where} has {tok.vocab_size} tokens, the model {model.config.vocab_size}")
+    return loaded
+
+
+def _checkpoint_tokenizer(ckpt: dict, path: Path, override, override_path) -> tuple[Any, str | None, str]:
+    """(tokenizer or None, where it was read from, why there is none)."""
+    from bart_pretrain.tokenizer import Tokenizer
+
+    record = ckpt.get(TOKENIZER_KEY)
+    if record:
+        if override is not None:
+            if override.fingerprint() != record["sha256"]:
+                raise ValueError(
+                    f"{path}: --tokenizer {override_path} is not the tokenizer this model was trained with "
+                    f"(sha256 {override.fingerprint()[:12]}..., the checkpoint's {record['sha256'][:12]}..., read from "
+                    f"{record['path'] or 'an unknown path'}); leave --tokenizer out: the checkpoint carries its own"
+                )
+            return override, str(override_path), ""
+        tokenizer = Tokenizer.from_str(record["json"])
+        if tokenizer.fingerprint() != record["sha256"]:
+            raise ValueError(f"{path}: the tokenizer stored in the checkpoint does not match its sha256 (corrupted?)")
+        return tokenizer, record["path"] or None, ""
+    if override is not None:
+        return override, str(override_path), ""
+    # Written before checkpoints carried their tokenizer: only a path, relative to where that run started.
+    recorded = ckpt.get("hyper_parameters", {}).get("tokenizer_path")
+    if not recorded:
+        return None, None, f"{path} records no tokenizer"
+    if not os.path.exists(recorded):
+        return (
+            None,
+            None,
+            (f"{path} carries no tokenizer and the one it records, {recorded!r}, is not at {Path(recorded).resolve()}"),
         )
-    return model, tokenizer
+    tokenizer = Tokenizer.from_file(recorded)
+    if tokenizer.vocab_size != ckpt["hyper_parameters"]["model_config"].get("vocab_size"):
+        n = ckpt["hyper_parameters"]["model_config"].get("vocab_size")
+        raise ValueError(f"{path}: tokenizer {recorded} has {tokenizer.vocab_size} tokens, the model {n}")
+    return tokenizer, recorded, ""
+
+
+def load_bart(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None):
+    """``(Bart, Tokenizer | None)`` from our checkpoint or a transformers BART directory (see :func:`load_model`)."""
+    loaded = load_model(path, tokenizer_path)
+    return loaded.model, loaded.tokenizer

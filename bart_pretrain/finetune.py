@@ -21,7 +21,8 @@ import torch
 import yaml
 from jsonargparse import Namespace
 
-from bart_pretrain.evaluate import GenerationConfig, evaluate_pairs, lead_baseline, markdown_table, summarize_texts
+from bart_pretrain.evaluate import evaluate_pairs, lead_baseline, markdown_table, summarize_texts
+from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.io import atomic_write_json, atomic_write_text
 from bart_pretrain.model import shift_tokens_right
 from bart_pretrain.summarization_data import SummarizationDataModule
@@ -40,9 +41,11 @@ def _model_config(spec: str | dict, vocab_size: int):
     from bart_pretrain.model import BartConfig
 
     if isinstance(spec, str):
-        path = Path(spec)
+        from bart_pretrain.paths import shipped, where_looked
+
+        path = shipped(spec)  # configs/model/tiny.yaml works from any directory
         if not path.is_file():
-            raise FileNotFoundError(f"--model.model_config: no such file {spec}")
+            raise FileNotFoundError(f"--model.model_config: no such file {spec} ({where_looked(spec)})")
         spec = yaml.safe_load(path.read_text()) or {}
         spec = spec.get("init_args", spec)
     fields = {f.name for f in dataclasses.fields(BartConfig)}
@@ -50,16 +53,6 @@ def _model_config(spec: str | dict, vocab_size: int):
     if unknown:
         raise ValueError(f"--model.model_config: unknown BartConfig fields {unknown}; valid: {sorted(fields)}")
     return BartConfig(**{**spec, "vocab_size": vocab_size})
-
-
-def _checkpoint_tokenizer_path(path: str) -> str | None:
-    """The tokenizer a checkpoint was trained with: ours record it in hyper-parameters; an HF dir may hold one."""
-    p = Path(path)
-    if p.is_dir():
-        has = (p / "tokenizer.json").is_file() or (p / "vocab.json").is_file()
-        return str(p) if has else None
-    hparams = torch.load(p, map_location="cpu", weights_only=False).get("hyper_parameters", {})
-    return hparams.get("tokenizer_path")
 
 
 class SummarizationModule(Seq2SeqModule):
@@ -82,36 +75,41 @@ class SummarizationModule(Seq2SeqModule):
                 from ``model_config``.
             model_config: model preset (YAML of BartConfig fields, e.g. configs/model/tiny.yaml) or dict; used only
                 when ``init_from`` is null. The vocabulary size comes from the tokenizer.
-            tokenizer_path: tokenizer.json (or a directory); default: the one recorded in the checkpoint, else
-                data/tokenizer/tokenizer.json.
+            tokenizer_path: tokenizer.json (or a directory); default: the one ``init_from`` carries (it must be
+                that one if both exist), or data/tokenizer/tokenizer.json for random weights.
             optim: AdamW, warmup + decay and label smoothing (default: fairseq's fine-tuning recipe, lr 3e-5,
                 500 warmup steps, linear decay, label smoothing 0.1).
             dropout: override the model's dropout for fine-tuning (null keeps the checkpoint's).
-            generation: beam-search settings for validation ROUGE, test evaluation and `summarize`.
+            generation: beam-search settings for validation ROUGE, test evaluation and `summarize` (saved in the
+                checkpoint); default: those ``init_from`` records, else ``GenerationConfig``'s.
             max_source_length: documents are truncated to this many tokens at generation time (linked from
                 ``--data.max_source_length``).
             eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
         """
         super().__init__()
+        from bart_pretrain.checkpoint import tokenizer_record
         from bart_pretrain.model import Bart
         from bart_pretrain.tokenizer import Tokenizer
 
         self.optim = optim or OptimConfig(lr=3e-5, warmup_steps=500, schedule="linear", label_smoothing=0.1)
-        self.generation = generation or GenerationConfig()
+        recorded_generation: dict = {}
         if init_from is not None:
             if not Path(init_from).exists():
                 hint = " Run `make pretrain` first." if init_from == DEFAULT_INIT else ""
                 raise MissingCheckpointError(
-                    f"--model.init_from: no checkpoint at {init_from}.{hint} "
+                    f"--model.init_from: no checkpoint at {init_from} (looked for {Path(init_from).absolute()}).{hint} "
                     "(or pass --model.init_from null to fine-tune from random weights)"
                 )
-            from bart_pretrain.checkpoint import load_bart
+            from bart_pretrain.checkpoint import load_model
 
-            model, tokenizer = load_bart(init_from)
-            tokenizer_path = tokenizer_path or _checkpoint_tokenizer_path(init_from)
-            if tokenizer is None or tokenizer_path is None:
-                tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
-                tokenizer = Tokenizer.from_file(tokenizer_path)
+            loaded = load_model(init_from, tokenizer_path)
+            if loaded.tokenizer is None:
+                raise ValueError(
+                    f"--model.init_from: {loaded.tokenizer_note}; pass --model.tokenizer_path (the tokenizer it was "
+                    "trained with)"
+                )
+            model, tokenizer, tokenizer_path = loaded.model, loaded.tokenizer, loaded.tokenizer_path
+            recorded_generation = loaded.generation
         else:
             if model_config is None:
                 raise ValueError("--model.init_from null needs --model.model_config (e.g. configs/model/tiny.yaml)")
@@ -129,14 +127,23 @@ class SummarizationModule(Seq2SeqModule):
             state = model.state_dict()
             model = Bart(dataclasses.replace(model.config, dropout=dropout))
             model.load_state_dict(state)
+        # Settings given win; else those init_from records (a fine-tuned checkpoint or an export), else the defaults.
+        self.generation = generation or GenerationConfig().replace(**recorded_generation)
         self.model = model
         self.tokenizer = tokenizer
+        self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path)
         self.pad_id = model.config.pad_token_id
         self.save_hyperparameters()
         # What load_bart and `summarize` need to rebuild this model without its init checkpoint (CONTRACTS.md).
         self.hparams["model_config"] = dataclasses.asdict(model.config)
-        self.hparams["tokenizer_path"] = str(tokenizer_path)
+        self.hparams["tokenizer_path"] = self.tokenizer_record["path"]
         self.hparams["generation"] = dataclasses.asdict(self.generation)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        from bart_pretrain.checkpoint import TOKENIZER_KEY
+
+        checkpoint[TOKENIZER_KEY] = self.tokenizer_record  # the checkpoint carries its tokenizer
 
     def token_loss(self, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0):
         """(sum of token losses, target tokens, correct tokens); decoder inputs are the labels shifted right."""
@@ -177,6 +184,19 @@ def _variant(init_from: str | None) -> str:
     return "from_pretrained" if init_from is not None else "from_scratch"
 
 
+# Input paths of a fine-tuning config, resolved by bart_pretrain.paths (outputs such as default_root_dir are not).
+FINETUNE_INPUTS = (
+    "model.init_from",
+    "model.model_config",
+    "model.tokenizer_path",
+    "data.source",
+    "data.train_file",
+    "data.validation_file",
+    "data.test_file",
+    "data.tokenizer_file",
+)
+
+
 def _cli_class():
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.cli import LightningCLI
@@ -211,12 +231,30 @@ def _cli_class():
                 {"checkpoint.filename": "best", "checkpoint.monitor": "val/loss", "checkpoint.save_last": True}
             )
 
+        def parse_arguments(self, parser, args) -> None:
+            self.argv = [] if isinstance(args, (dict, Namespace)) else list(sys.argv[1:] if args is None else args)
+            super().parse_arguments(parser, args)
+
         def before_instantiate_classes(self):
+            from bart_pretrain.paths import resolve_config_inputs
+
+            resolve_config_inputs(self.config, FINETUNE_INPUTS, self.argv)  # paths in a -c file: relative to it
             if self.config.torch_threads is not None:
                 torch.set_num_threads(self.config.torch_threads)
             self.root = Path(self.config.trainer.default_root_dir or "runs/finetune")
+            from bart_pretrain.io import clean_stale_tmp
+
+            clean_stale_tmp(self.root, recursive=True)  # what killed writes of predictions, metrics, ... left
             self.default_logger = self.config.trainer.logger in (None, True)
             self.place_run(_variant(self.config.model.init_from))
+
+        def instantiate_trainer(self, **kwargs):
+            from bart_pretrain.progress import with_progress_bar
+
+            trainer_config = self._get(self.config_init, "trainer", default={})
+            callbacks = list(kwargs.get("callbacks") or trainer_config.get("callbacks") or [])
+            kwargs["callbacks"] = with_progress_bar(trainer_config, callbacks)  # steps of max_steps
+            return super().instantiate_trainer(**kwargs)
 
         def place_run(self, variant: str) -> None:
             run_dir = str(self.root / variant)
@@ -295,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         scratch = copy.deepcopy(cfg)
         scratch.model.init_from = None
         scratch.model.model_config = dataclasses.asdict(cli.model.model.config)
-        scratch.model.tokenizer_path = cli.model.hparams.tokenizer_path
+        # The very tokenizer of the first run (the file its checkpoint was read from may have moved since).
+        cli.model.tokenizer.save(root / "tokenizer.json")
+        scratch.model.tokenizer_path = str(root / "tokenizer.json")
         # If a --trainer.max_time guard stopped the first run early, the second runs exactly as many steps, on the
         # same learning-rate schedule (its length fixed to the first run's), with no time guard of its own.
         steps, schedule = cli.trainer.global_step, cli.model.total_steps()

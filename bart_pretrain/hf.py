@@ -2,12 +2,15 @@
 
 Names map one to one (ours drop the `model.` prefix) except our fused `qkv_proj`, which is transformers'
 `q_proj`, `k_proj`, `v_proj` stacked in that order. Writing and reading need only torch and safetensors; transformers
-is needed only by `to_transformers` (tests, benchmarks). `bart-pretrain export-hf <checkpoint> <out_dir>` is `main`.
+is needed only by `to_transformers` (tests, benchmarks). `bart-pretrain export-hf <checkpoint> <out_dir>` is `main`:
+weights, tokenizer and beam settings, so that transformers' `AutoTokenizer` + `AutoModelForSeq2SeqLM.generate()`
+summarize as `bart-pretrain summarize` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
+from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.io import atomic_open, atomic_write_json, atomic_write_text
 from bart_pretrain.model import Bart, BartConfig
 
@@ -69,24 +73,31 @@ def from_hf_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_hf(model: Bart, tokenizer, out_dir) -> Path:
-    """Write config.json, generation_config.json, model.safetensors (+ tokenizer files if `tokenizer` is given)."""
+def generation_config_dict(config: BartConfig, generation: GenerationConfig) -> dict:
+    """transformers' generation_config.json: BART's special ids and our beam settings, so that transformers'
+    ``generate()`` with no arguments searches exactly as ``bart-pretrain summarize`` does."""
+    ids = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    forced = ("forced_bos_token_id", "forced_eos_token_id")
+    d = {k: getattr(config, k) for k in (*ids, *forced)}
+    # Our beam search always stops a source once it has num_beams finished hypotheses (transformers' default: False).
+    return {**d, **dataclasses.asdict(generation), "early_stopping": True, "do_sample": False}
+
+
+def save_hf(
+    model: Bart,
+    tokenizer,
+    out_dir,
+    generation: GenerationConfig | None = None,
+    max_source_length: int | None = None,
+) -> Path:
+    """Write config.json, generation_config.json (``generation``, default :class:`GenerationConfig`'s),
+    model.safetensors and, if ``tokenizer`` is given, tokenizer files whose ``model_max_length`` is
+    ``max_source_length`` (default: ``max_position_embeddings``), so transformers truncates sources as we do."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     c = model.config
     atomic_write_json(out / "config.json", hf_config_dict(c))
-    gen = {
-        k: getattr(c, k)
-        for k in (
-            "bos_token_id",
-            "eos_token_id",
-            "pad_token_id",
-            "decoder_start_token_id",
-            "forced_bos_token_id",
-            "forced_eos_token_id",
-        )
-    }
-    atomic_write_json(out / "generation_config.json", gen)
+    atomic_write_json(out / "generation_config.json", generation_config_dict(c, generation or GenerationConfig()))
     tensors = {k: v.detach().to("cpu", copy=True) for k, v in to_hf_state_dict(model).items()}
     with atomic_open(out / "model.safetensors", "wb") as f:
         f.write(save(tensors, metadata={"format": "pt"}))
@@ -96,7 +107,7 @@ def save_hf(model: Bart, tokenizer, out_dir) -> Path:
             import tokenizers
 
             # transformers' BART tokenizer wraps each text as <s> ... </s> (ours adds them outside the tokenizer,
-            # which encodes without specials): without this post-processor a pipeline feeds unwrapped sources.
+            # which encodes without specials): without this post-processor transformers feeds unwrapped sources.
             backend = tokenizers.Tokenizer.from_str(tokenizer.backend.to_str())
             backend.post_processor = tokenizers.processors.TemplateProcessing(
                 single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
@@ -106,11 +117,26 @@ def save_hf(model: Bart, tokenizer, out_dir) -> Path:
             SPECIAL_TOKENS,
             mask_token="<mask>",
             tokenizer_class="PreTrainedTokenizerFast",
-            model_max_length=c.max_position_embeddings,
+            clean_up_tokenization_spaces=False,  # decode as ours does (4.x's default was True)
+            model_max_length=min(max_source_length or c.max_position_embeddings, c.max_position_embeddings),
         )
         atomic_write_json(out / "tokenizer_config.json", tok_config)
         atomic_write_json(out / "special_tokens_map.json", dict(SPECIAL_TOKENS, mask_token="<mask>"))
     return out
+
+
+def recorded_settings(path) -> tuple[dict, int | None]:
+    """(beam settings from generation_config.json, ``model_max_length`` from tokenizer_config.json or None) of a
+    transformers directory; only the :class:`GenerationConfig` fields, and only those it sets."""
+    path = Path(path)
+    generation, max_source_length = {}, None
+    if (path / "generation_config.json").is_file():
+        saved = json.loads((path / "generation_config.json").read_text(encoding="utf-8"))
+        generation = {k: saved[k] for k in GenerationConfig.fields() if saved.get(k) is not None}
+    if (path / "tokenizer_config.json").is_file():
+        length = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("model_max_length")
+        max_source_length = length if isinstance(length, int) and length > 0 else None
+    return generation, max_source_length
 
 
 def load_hf(path) -> Bart:
@@ -159,14 +185,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bart-pretrain export-hf", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a Lightning .ckpt of ours, or a transformers BART directory")
     parser.add_argument("out_dir", help="directory to write (created if missing)")
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help="tokenizer.json (or a directory) for a checkpoint that carries none (ours written before they carried "
+        "their tokenizer); for one that does, it must be that same tokenizer",
+    )
     args = parser.parse_args(argv)
-    from bart_pretrain.checkpoint import load_bart
+    from bart_pretrain.checkpoint import load_model
 
     try:
-        model, tokenizer = load_bart(args.checkpoint)
-    except (OSError, ValueError) as e:
-        print(f"bart-pretrain export-hf: cannot load {args.checkpoint}: {e}", file=sys.stderr)
-        return 1
-    out = save_hf(model, tokenizer, args.out_dir)
-    print(f"wrote {out} (transformers.BartForConditionalGeneration.from_pretrained({str(out)!r}))")
+        loaded = load_model(args.checkpoint, args.tokenizer)
+        if loaded.tokenizer is None:
+            raise ValueError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json (the one it was "
+                             "trained with): an export without it would not encode text")  # fmt: skip
+        generation = GenerationConfig().replace(**loaded.generation)
+    except (OSError, TypeError, ValueError) as e:
+        print(f"bart-pretrain export-hf: error: {e}", file=sys.stderr)
+        return 2
+    out = save_hf(loaded.model, loaded.tokenizer, args.out_dir, generation, loaded.max_source_length)
+    settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(generation).items())
+    print(f"wrote {out}: weights, tokenizer (sha256 {loaded.tokenizer.fingerprint()[:12]}...), beam search {settings}")
+    print(f"load it with transformers.AutoModelForSeq2SeqLM.from_pretrained({str(out)!r}) and AutoTokenizer")
     return 0

@@ -8,6 +8,7 @@ CSV and TensorBoard logs, the resolved config, ``report.md`` and ``checkpoints/l
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 import torch
 import yaml
+from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
@@ -29,9 +31,14 @@ def resolve_model_config(model_config: str | dict, tokenizer_path: str | None) -
     """A BartConfig from a YAML path or a dict; ``vocab_size`` comes from the tokenizer when the config has none,
     and must agree with it when both exist."""
     if isinstance(model_config, (str, os.PathLike)):
-        path = Path(model_config)
+        from bart_pretrain.paths import shipped, where_looked
+
+        path = shipped(model_config)  # configs/model/tiny.yaml works from any directory
         if not path.exists():
-            raise FileNotFoundError(f"model.model_config={str(model_config)!r}: no such file (see configs/model/)")
+            raise FileNotFoundError(
+                f"model.model_config={str(model_config)!r}: no such file ({where_looked(model_config)}; "
+                "see configs/model/)"
+            )
         fields = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         where = str(path)
     else:
@@ -43,7 +50,10 @@ def resolve_model_config(model_config: str | dict, tokenizer_path: str | None) -
         tok_vocab = Tokenizer.from_file(tokenizer_path).vocab_size
     if "vocab_size" not in fields:
         if tok_vocab is None:
-            raise FileNotFoundError(f"tokenizer {tokenizer_path!r} not found: it sets the vocabulary size of {where}")
+            raise FileNotFoundError(
+                f"tokenizer {tokenizer_path!r} not found (looked for {os.path.abspath(tokenizer_path or '')}): it sets "
+                f"the vocabulary size of {where}; run `make data` in the repository or pass --data.tokenizer_path"
+            )
         fields["vocab_size"] = tok_vocab
     elif tok_vocab is not None and tok_vocab != fields["vocab_size"]:
         raise ValueError(
@@ -68,7 +78,7 @@ class PretrainModule(Seq2SeqModule):
         Args:
             model_config: a model YAML (configs/model/) or a dict of BartConfig fields; vocab_size is read from
                 the tokenizer.
-            tokenizer_path: linked from --data.tokenizer_path; saved in the checkpoint for load_bart.
+            tokenizer_path: linked from --data.tokenizer_path; the checkpoint carries the tokenizer itself.
             optim: AdamW, warmup and decay, label smoothing.
             init: how the weights start (position tables, cross-attention); see bart_pretrain.initialization.
             reconstruction_documents: at every validation, greedily reconstruct this many validation documents and
@@ -91,10 +101,18 @@ class PretrainModule(Seq2SeqModule):
         self.reconstruction_probe = None  # built from the data module at the first validation
         self.last_reconstruction: dict | None = None  # the latest evaluation, with its step, for the report
         self.init_config = InitConfig(**init) if isinstance(init, dict) else init or InitConfig()
+        from bart_pretrain.checkpoint import tokenizer_record
+        from bart_pretrain.tokenizer import Tokenizer
+
+        # The checkpoint carries its tokenizer (and where it was read from): export and fine-tuning work from anywhere.
+        has_tokenizer = tokenizer_path is not None and os.path.exists(tokenizer_path)
+        self.tokenizer_record = (
+            tokenizer_record(Tokenizer.from_file(tokenizer_path), tokenizer_path) if has_tokenizer else None
+        )
         self.save_hyperparameters(
             {
                 "model_config": config.to_dict(),
-                "tokenizer_path": str(tokenizer_path),
+                "tokenizer_path": str(Path(tokenizer_path).resolve()),
                 "optim": asdict(self.optim),
                 "init": asdict(self.init_config),
                 "reconstruction_documents": reconstruction_documents,
@@ -155,6 +173,17 @@ class PretrainModule(Seq2SeqModule):
             points.pop()
         points.append((result["step"], model["chrf"], model["bleu"], copy["chrf"], copy["bleu"]))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.tokenizer_record is not None:
+            from bart_pretrain.checkpoint import TOKENIZER_KEY
+
+            checkpoint[TOKENIZER_KEY] = self.tokenizer_record
+
+
+# Input paths of a pretraining config, resolved by bart_pretrain.paths (outputs such as --run_dir are not).
+PRETRAIN_INPUTS = ("model.model_config", "data.train_files", "data.val_files", "data.tokenizer_path", "data.noise")
+
 
 class PretrainCLI(LightningCLI):
     """LightningCLI plus: vocab size linked from the data's tokenizer, one ``--run_dir`` for checkpoints and logs,
@@ -166,6 +195,16 @@ class PretrainCLI(LightningCLI):
         parser.add_argument("--ckpt_path", type=str | None, default=None, help="'last' or a .ckpt path to resume")
         parser.add_argument("--report", type=bool, default=True, help="write the end-of-run report and plot")
         parser.link_arguments("data.tokenizer_path", "model.tokenizer_path")
+
+    def parse_arguments(self, parser, args) -> None:
+        self.argv = [] if isinstance(args, (dict, Namespace)) else list(sys.argv[1:] if args is None else args)
+        super().parse_arguments(parser, args)
+
+    def before_instantiate_classes(self) -> None:
+        from bart_pretrain.paths import resolve_config_inputs
+
+        resolve_config_inputs(self.config, PRETRAIN_INPUTS, self.argv)  # a -c file's paths: relative to it
+        self.config["model.tokenizer_path"] = self.config["data.tokenizer_path"]  # linked: follows the resolved path
 
     def instantiate_trainer(self, **kwargs: Any):
         from bart_pretrain.report import PretrainReport
@@ -185,7 +224,9 @@ class PretrainCLI(LightningCLI):
         callbacks.append(checkpoint)
         if self.config["report"]:
             callbacks.append(PretrainReport(run_dir, checkpoint.dirpath))
-        kwargs["callbacks"] = callbacks
+        from bart_pretrain.progress import with_progress_bar
+
+        kwargs["callbacks"] = with_progress_bar(trainer_config, callbacks)  # steps of max_steps, not "Epoch 0/-2"
         return super().instantiate_trainer(**kwargs)
 
 

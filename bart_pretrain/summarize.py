@@ -2,7 +2,8 @@
 
 Input: one document per line, or JSONL (one object per line with a ``document`` field, or ``--field``). Output: one
 summary per line; for JSONL input, each input object with a ``summary`` field added. Beam settings default to those
-the fine-tuning run recorded in its checkpoint (``--model.generation``), else to ``GenerationConfig``'s.
+the fine-tuning run recorded in its checkpoint (``--model.generation``) or an export its ``generation_config.json``,
+else to ``GenerationConfig``'s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from bart_pretrain.evaluate import GenerationConfig
+from bart_pretrain.generation import GenerationConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,29 +75,14 @@ def _is_json_object(line: str) -> bool:
 
 def load_for_generation(checkpoint: str, tokenizer_path: str | None = None):
     """(model in eval mode, tokenizer, recorded generation settings dict, recorded max_source_length or None)."""
-    import torch
-
-    from bart_pretrain.checkpoint import load_bart
-    from bart_pretrain.tokenizer import Tokenizer
+    from bart_pretrain.checkpoint import load_model
 
     if not Path(checkpoint).exists():
         raise FileNotFoundError(f"--checkpoint: no such file or directory: {checkpoint}")
-    model, tokenizer = load_bart(checkpoint)
-    if tokenizer_path is not None:
-        tokenizer = Tokenizer.from_file(tokenizer_path)
-    if tokenizer is None:
-        raise ValueError(f"{checkpoint} records no usable tokenizer; pass --tokenizer path/to/tokenizer.json")
-    generation, max_source_length = {}, None
-    if Path(checkpoint).is_file():
-        hparams = torch.load(checkpoint, map_location="cpu", weights_only=False).get("hyper_parameters", {})
-        generation = dict(hparams.get("generation") or {})
-        max_source_length = hparams.get("max_source_length")
-    else:
-        gen_file = Path(checkpoint) / "generation_config.json"
-        if gen_file.is_file():
-            names = {f.name for f in dataclasses.fields(GenerationConfig)}
-            generation = {k: v for k, v in json.loads(gen_file.read_text()).items() if k in names}
-    return model.eval(), tokenizer, generation, max_source_length
+    loaded = load_model(checkpoint, tokenizer_path)
+    if loaded.tokenizer is None:
+        raise ValueError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json")
+    return loaded.model.eval(), loaded.tokenizer, loaded.generation, loaded.max_source_length
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         documents, rows = read_documents(lines, args.format, args.field, where)
         model, tokenizer, recorded, recorded_len = load_for_generation(args.checkpoint, args.tokenizer)
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationConfig)}
-        generation = GenerationConfig(**{**recorded, **{k: v for k, v in overrides.items() if v is not None}})
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+        generation = GenerationConfig().replace(**{**recorded, **{k: v for k, v in overrides.items() if v is not None}})
+    except (OSError, TypeError, ValueError, UnicodeDecodeError) as e:
         print(f"bart-pretrain summarize: {e}", file=sys.stderr)
         return 2
     max_source_length = args.max_source_length or recorded_len or model.config.max_position_embeddings

@@ -50,6 +50,9 @@ class Tokenizer:
             raise ValueError(f"tokenizer: no {MASK} token; BART needs one (the last id)")
         # Text is text: a literal "<mask>" or "</s>" inside a document is encoded as characters, never as a special.
         backend.encode_special_tokens = True
+        # Encoding never adds specials, so a post-processor (transformers' tokenizer.json has one, so has our export)
+        # is never used: dropped, so one vocabulary and merges give one fingerprint whichever file they came from.
+        backend.post_processor = None
         self.backend = backend
         self.mask_id: int = mask_id
         self.vocab_size: int = backend.get_vocab_size(with_added_tokens=True)
@@ -74,6 +77,15 @@ class Tokenizer:
         except Exception as e:
             raise ValueError(f"{path}: not a `tokenizers` tokenizer.json ({e})") from None
         return cls(backend)
+
+    @classmethod
+    def from_str(cls, text: str) -> Tokenizer:
+        """From :meth:`to_str`'s output (the tokenizer a checkpoint carries)."""
+        return cls(tokenizers.Tokenizer.from_str(text))
+
+    def to_str(self) -> str:
+        """The tokenizer serialized as compact ``tokenizer.json`` text."""
+        return self.backend.to_str()
 
     @classmethod
     def from_vocab_merges(cls, vocab_json: str | os.PathLike, merges_txt: str | os.PathLike) -> Tokenizer:

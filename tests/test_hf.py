@@ -105,16 +105,25 @@ def test_save_hf_writes_tokenizer_files_when_given_a_tokenizer(tmp_path):
     assert json.loads((tmp_path / "tokenizer_config.json").read_text())["pad_token"] == "<pad>"
 
 
-def test_export_hf_command_writes_a_directory_transformers_loads(tmp_path, capsys):
+def test_export_hf_refuses_a_model_without_tokenizer_in_one_line_and_takes_one_by_flag(tmp_path, capsys):
     from bart_pretrain.hf import main
+    from bart_pretrain.tokenizer import train_tokenizer
 
-    ours = random_model(5, **CONFIGS[0]).eval()
-    save_hf(ours, None, tmp_path / "src")
-    assert main([str(tmp_path / "src"), str(tmp_path / "out")]) == 0
+    tok = train_tokenizer(["the cat sat on the mat", "a dog ate the cat food"] * 20, vocab_size=300)
+    tok.save(tmp_path / "tok.json")
+    ours = random_model(5, **(CONFIGS[0] | {"vocab_size": tok.vocab_size})).eval()
+    save_hf(ours, None, tmp_path / "src")  # weights only
+    assert main([str(tmp_path / "src"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no tokenizer.json" in err and "pass --tokenizer" in err
+    assert not (tmp_path / "out").exists()
+    assert main([str(tmp_path / "src"), str(tmp_path / "out"), "--tokenizer", str(tmp_path / "tok.json")]) == 0
     assert "wrote" in capsys.readouterr().out
     theirs = transformers.BartForConditionalGeneration.from_pretrained(tmp_path / "out")
     assert torch.equal(theirs.model.shared.weight, ours.shared.weight)
-    assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out2")]) == 1
+    encoded = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")("the cat sat")["input_ids"]
+    assert encoded == [0, *tok.encode("the cat sat"), 2] and len(encoded) > 3
+    assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out2")]) == 2
 
 
 def test_exported_tokenizer_loads_in_transformers_and_wraps_text_like_bart(tmp_path):

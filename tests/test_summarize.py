@@ -1,11 +1,16 @@
-"""`bart-pretrain summarize` (stdin, files, JSONL) and `bart-pretrain export-hf` on a tiny fine-tuned model:
-transformers, given the exported directory, produces the same summaries as ours with the same beam settings."""
+"""`bart-pretrain summarize` (stdin, files, JSONL) and `bart-pretrain export-hf` on a tiny fine-tuned model: the export
+carries weights, tokenizer and beam settings, so transformers' default `generate()` on it, `summarize` on it and
+`summarize` on the checkpoint give the same summaries; and `--model.init_from` of the export round-trips."""
 
+import dataclasses
 import io
 import json
+import re
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from bart_pretrain.finetune import main as finetune_main
 from bart_pretrain.summarize import main as summarize_main
@@ -22,6 +27,10 @@ DOCS = [
     "Image library.",
 ]
 BEAMS = ["--num_beams", "3", "--max_length", "12", "--min_length", "3", "--no_repeat_ngram_size", "2"]
+# What the fine-tuning run records (not the defaults, so that losing any of them shows); sources cut at 16 tokens.
+RECORDED = dict(num_beams=3, max_length=12, min_length=3, length_penalty=1.5, no_repeat_ngram_size=2)
+MAX_SOURCE_LENGTH = 16
+README = Path(__file__).parent.parent / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +47,8 @@ def checkpoint(tmp_path_factory):
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         "--model.init_from", "null", "--model.model_config", json.dumps(TINY), "--model.optim.lr", "1e-4",
         "--model.optim.warmup_steps", "1", "--model.tokenizer_path", str(root / "tokenizer.json"),
-        "--model.generation.num_beams", "2", "--data.source", str(root), "--data.max_tokens", "256",
+        *[a for k, v in RECORDED.items() for a in (f"--model.generation.{k}", str(v))],
+        "--data.max_source_length", str(MAX_SOURCE_LENGTH), "--data.source", str(root), "--data.max_tokens", "256",
         "--data.rouge_subset", "0", "--evaluate_test", "false", "--seed_everything", "0",
     ]  # fmt: skip
     assert finetune_main(args) == 0
@@ -89,30 +99,61 @@ def test_summarize_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch, ca
     assert rc == 2 and "no such file" in err
 
 
-def test_exported_model_summarizes_in_transformers_like_ours(checkpoint, tmp_path, monkeypatch, capsys):
-    transformers = pytest.importorskip("transformers")
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory):
     from bart_pretrain.hf import main as export_main
 
-    out_dir = tmp_path / "hf"
+    out_dir = tmp_path_factory.mktemp("export") / "out"
     assert export_main([str(checkpoint), str(out_dir)]) == 0
-    capsys.readouterr()
-    rc, ours, _ = summarize(["--checkpoint", str(checkpoint), *BEAMS], "\n".join(DOCS), monkeypatch, capsys)
-    assert rc == 0
-    settings = dict(num_beams=3, max_length=12, min_length=3, no_repeat_ngram_size=2, length_penalty=1.0)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(out_dir)
-    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(out_dir).eval()
-    try:
-        pipe = transformers.pipeline("summarization", model=model, tokenizer=tokenizer)
-    except (KeyError, ValueError):  # transformers >= 5 removed the summarization pipeline: run its steps
-        pipe = None
-    if pipe is not None:
-        theirs = [o["summary_text"] for o in pipe(DOCS, **settings)]
-    else:
-        import torch
+    return out_dir
 
-        enc = tokenizer(DOCS, padding=True, truncation=True, return_tensors="pt")
-        with torch.no_grad():
-            generated = model.generate(**enc, **settings, early_stopping=True)
-        theirs = tokenizer.batch_decode(generated, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+def readme_export_block() -> str:
+    guide = README.read_text().split("<!-- export-guide:start -->")[1].split("<!-- export-guide:end -->")[0]
+    (block,) = re.findall(r"```python\n(.*?)```", guide, flags=re.DOTALL)
+    return block
+
+
+def test_transformers_default_generate_and_summarize_agree_on_checkpoint_and_export(
+    checkpoint, exported, monkeypatch, capsys
+):
+    pytest.importorskip("transformers")
+    saved = json.loads((exported / "generation_config.json").read_text())
+    assert {k: saved[k] for k in RECORDED} == RECORDED and saved["early_stopping"] is True
+    assert json.loads((exported / "tokenizer_config.json").read_text())["model_max_length"] == MAX_SOURCE_LENGTH
+    docs = [*DOCS, " ".join(["python shell data network file"] * 8) + "."]  # longer than MAX_SOURCE_LENGTH
+    rc, from_ckpt, _ = summarize(["--checkpoint", str(checkpoint)], "\n".join(docs), monkeypatch, capsys)
+    assert rc == 0
+    rc, from_export, _ = summarize(["--checkpoint", str(exported)], "\n".join(docs), monkeypatch, capsys)
+    assert rc == 0 and from_export == from_ckpt
+    # The README's code as written (AutoTokenizer + AutoModelForSeq2SeqLM.generate, no settings), on our documents.
+    code = readme_export_block()
+    assert re.search(r"^documents = \[.*\]$", code, flags=re.MULTILINE)
+    code = re.sub(r"^documents = \[.*\]$", f"documents = {docs!r}", code, flags=re.MULTILINE)
+    monkeypatch.chdir(exported.parent)
+    namespace: dict = {}
+    exec(compile(code.replace('"out"', repr(exported.name)), "README.md", "exec"), namespace)
+    theirs = [one_line(t.strip()) for t in namespace["summaries"]]
     assert len(set(theirs)) > 1  # a model that says the same thing for every document would prove little
-    assert [one_line(t.strip()) for t in theirs] == ours.split("\n")[:-1]
+    assert theirs == from_ckpt.split("\n")[:-1]
+
+
+def test_export_then_init_from_round_trips_weights_tokenizer_and_generation(checkpoint, exported):
+    from bart_pretrain.checkpoint import load_model
+    from bart_pretrain.evaluate import summarize_texts
+    from bart_pretrain.finetune import SummarizationModule
+    from bart_pretrain.generation import GenerationConfig
+
+    original = load_model(checkpoint)
+    assert original.generation == RECORDED
+    module = SummarizationModule(init_from=str(exported), max_source_length=MAX_SOURCE_LENGTH)
+    theirs = module.model.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in original.model.state_dict().items())
+    assert module.tokenizer.fingerprint() == original.tokenizer.fingerprint()
+    assert dataclasses.asdict(module.generation) == RECORDED
+    expected = summarize_texts(
+        original.model, original.tokenizer, DOCS, GenerationConfig(**RECORDED), MAX_SOURCE_LENGTH
+    )
+    assert module.summarize(DOCS) == expected
+    given = SummarizationModule(init_from=str(exported), generation=GenerationConfig(num_beams=2))
+    assert given.generation.num_beams == 2  # settings given win over the recorded ones
