@@ -13,6 +13,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.rich_progress import _RICH_AVAILABLE
 
+RICH_AVAILABLE = bool(_RICH_AVAILABLE)
+"""Whether ``rich`` is installed (then Lightning's default bar, and ours, is rich's)."""
+
 
 def bounded_by_steps(trainer: pl.Trainer) -> bool:
     """True when ``max_steps`` ends the run (no epoch limit)."""
@@ -65,7 +68,7 @@ class StepTQDMProgressBar(TQDMProgressBar):
 
 def step_progress_bar() -> pl.Callback:
     """The bar Lightning would pick (rich if installed, else tqdm), counting steps."""
-    return StepRichProgressBar() if _RICH_AVAILABLE else StepTQDMProgressBar()
+    return StepRichProgressBar() if RICH_AVAILABLE else StepTQDMProgressBar()
 
 
 def with_progress_bar(trainer_config: dict, callbacks: list) -> list:

@@ -17,7 +17,7 @@ from pathlib import Path
 from bart_pretrain.generation import GenerationConfig
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bart-pretrain summarize", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="a fine-tuned .ckpt (ours) or a transformers BART directory")
     p.add_argument("--input", default="-", help="file of documents (default: stdin)")
@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--field", default="document", help="JSONL field holding the document (default: document)")
     p.add_argument("--output_field", default="summary", help="JSONL field the summary is written to (default: "
                    "summary; it replaces an existing field of that name)")  # fmt: skip
-    p.add_argument("--tokenizer", default=None, help="tokenizer.json or a directory, if the checkpoint has none")
+    p.add_argument("--tokenizer", default=None, help="tokenizer.json or a directory, for a checkpoint that carries "
+                   "none (for one that does, it must be that one)")  # fmt: skip
     p.add_argument("--max_source_length", type=int, default=None, help="truncate documents to this many tokens")
     p.add_argument("--max_tokens", type=int, default=8192, help="source-token budget of one beam-search batch")
     for f in dataclasses.fields(GenerationConfig):
@@ -88,7 +89,7 @@ def load_for_generation(checkpoint: str, tokenizer_path: str | None = None):
 def main(argv: list[str] | None = None) -> int:
     from bart_pretrain.evaluate import summarize_texts
 
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         if args.input == "-":
             lines, where = sys.stdin.readlines(), "<stdin>"

@@ -12,9 +12,9 @@ from bart_pretrain.pretrain import make_cli
 
 @pytest.mark.parametrize("rich", [True, False], ids=["rich", "tqdm"])
 def test_the_progress_bar_shows_steps_out_of_max_steps(tmp_path, monkeypatch, rich):
-    if rich and not progress._RICH_AVAILABLE:
+    if rich and not progress.RICH_AVAILABLE:
         pytest.skip("rich is not installed")
-    monkeypatch.setattr(progress, "_RICH_AVAILABLE", rich)
+    monkeypatch.setattr(progress, "RICH_AVAILABLE", rich)
     config = make_world(
         tmp_path, trainer__max_steps=5, trainer__enable_progress_bar=True, trainer__val_check_interval=3
     )
