@@ -27,16 +27,13 @@ def word_positions(doc: Document, whole_words: bool) -> np.ndarray:
     return np.flatnonzero(starts[1:]) + 1
 
 
-def reopen_words(word_starts: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """``word_starts`` with the first KEPT token of every word marked as a word start: what is left of a word whose
-    first token is deleted is a word of its own, not the tail of the previous one (so the first content token of the
-    result still starts a word). ``keep`` is a deletion mask that keeps ``<s>`` and ``</s>``."""
-    word = np.cumsum(word_starts)  # word index of every token
-    kept = np.flatnonzero(keep)[1:-1]
-    opens = np.ones(len(kept), dtype=bool)
-    opens[1:] = word[kept[1:]] != word[kept[:-1]]
-    out = word_starts.copy()
-    out[kept[opens]] = True
+def kept_word_starts(word_starts: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``word_starts[keep]`` with the first kept token of every word marked as a word start: what is left of a word
+    whose first token is deleted is a word of its own, not the tail of the previous one (so the first content token
+    of the result still starts a word). ``keep`` is a deletion mask that keeps ``<s>`` and ``</s>``."""
+    word = word_starts.astype(np.int64).cumsum()[keep]  # word index of every kept token (a bool cumsum is 2x slower)
+    out = word_starts[keep]
+    out[1:-1] |= word[1:-1] != word[:-2]
     return out
 
 
@@ -81,15 +78,15 @@ def edit(
     ``insert_at`` are offsets in the INPUT, each >= 1: a value inserted at ``p`` lands just before input token
     ``p`` and belongs to the sentence that starts at ``p`` (use ``len(doc) - 1`` to append before ``</s>``);
     values sharing an offset keep their order. Inserted tokens start words, and so does the first kept token of a
-    word whose first token goes (:func:`reopen_words`). A sentence whose tokens all go is dropped. ``keep`` must keep
-    ``<s>`` and ``</s>``.
+    word whose first token goes (:func:`kept_word_starts`). A sentence whose tokens all go is dropped. ``keep`` must
+    keep ``<s>`` and ``</s>``.
     """
     out = doc.tokens if tokens is None else tokens
     ws = doc.word_starts if word_starts is None else word_starts
     starts = doc.sentence_starts
     if keep is not None:
         kept_upto = np.cumsum(keep)  # kept_upto[p - 1]: tokens kept before input offset p (p >= 1)
-        out, ws, starts = out[keep], reopen_words(ws, keep)[keep], kept_upto[starts - 1]
+        out, ws, starts = out[keep], kept_word_starts(ws, keep), kept_upto[starts - 1]
     if insert_at is not None and len(insert_at):
         insert_values = np.asarray(insert_values, dtype=np.int64)
         if len(insert_at) > 1 and np.any(insert_at[1:] < insert_at[:-1]):
