@@ -23,6 +23,7 @@ from jsonargparse import Namespace
 
 from bart_pretrain.evaluate import evaluate_pairs, lead_baseline, markdown_table, summarize_texts
 from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.initialization import InitConfig, initialize
 from bart_pretrain.io import atomic_write_json, atomic_write_text
 from bart_pretrain.model import shift_tokens_right
 from bart_pretrain.summarization_data import SummarizationDataModule
@@ -64,6 +65,7 @@ class SummarizationModule(Seq2SeqModule):
         model_config: str | dict | None = "configs/model/tiny.yaml",
         tokenizer_path: str | None = None,
         optim: OptimConfig | None = None,
+        init: InitConfig | None = None,
         dropout: float | None = None,
         generation: GenerationConfig | None = None,
         max_source_length: int = 512,
@@ -79,6 +81,8 @@ class SummarizationModule(Seq2SeqModule):
                 that one if both exist), or data/tokenizer/tokenizer.json for random weights.
             optim: AdamW, warmup + decay and label smoothing (default: fairseq's fine-tuning recipe, lr 3e-5,
                 500 warmup steps, linear decay, label smoothing 0.1).
+            init: how random weights start when ``init_from`` is null (see bart_pretrain.initialization); set it as
+                the pretraining run did, so that a from-scratch comparison differs only by the pretraining.
             dropout: override the model's dropout for fine-tuning (null keeps the checkpoint's).
             generation: beam-search settings for validation ROUGE, test evaluation and `summarize` (saved in the
                 checkpoint); default: those ``init_from`` records, else ``GenerationConfig``'s.
@@ -115,7 +119,7 @@ class SummarizationModule(Seq2SeqModule):
                 raise ValueError("--model.init_from null needs --model.model_config (e.g. configs/model/tiny.yaml)")
             tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
             tokenizer = Tokenizer.from_file(tokenizer_path)
-            model = Bart(_model_config(model_config, tokenizer.vocab_size))
+            model = initialize(Bart(_model_config(model_config, tokenizer.vocab_size)), init or InitConfig())
         if model.config.vocab_size != tokenizer.vocab_size:
             raise ValueError(
                 f"the model's vocabulary ({model.config.vocab_size}) does not match the tokenizer at "

@@ -194,6 +194,12 @@ class PretrainCLI(LightningCLI):
         parser.add_argument("--checkpoint_every", type=int, default=500, help="write last.ckpt every N steps")
         parser.add_argument("--ckpt_path", type=str | None, default=None, help="'last' or a .ckpt path to resume")
         parser.add_argument("--report", type=bool, default=True, help="write the end-of-run report and plot")
+        parser.add_argument(
+            "--torch_threads",
+            type=int | None,
+            default=None,
+            help="torch intra-op threads (null: torch's default, one per core)",
+        )
         parser.link_arguments("data.tokenizer_path", "model.tokenizer_path")
 
     def parse_arguments(self, parser, args) -> None:
@@ -203,6 +209,8 @@ class PretrainCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         from bart_pretrain.paths import resolve_config_inputs
 
+        if self.config["torch_threads"] is not None:
+            torch.set_num_threads(self.config["torch_threads"])
         resolve_config_inputs(self.config, PRETRAIN_INPUTS, self.argv)  # a -c file's paths: relative to it
         self.config["model.tokenizer_path"] = self.config["data.tokenizer_path"]  # linked: follows the resolved path
 

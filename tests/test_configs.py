@@ -67,10 +67,3 @@ def test_model_configs_load_as_bart_configs(path):
     assert "vocab_size" not in fields  # linked from the tokenizer
     config = BartConfig.from_dict({**fields, "vocab_size": 8192})
     assert config.d_model % config.encoder_attention_heads == 0
-
-
-@pytest.mark.parametrize("path", _yamls("noise"), ids=lambda p: p.stem)
-def test_noise_configs_load_as_pipelines(path):
-    from bart_pretrain.noise_config import load_noise
-
-    assert len(load_noise(path).noises) >= 1
