@@ -11,13 +11,16 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "build-data": ("bart_pretrain.data.build", "build the default offline corpus, summarization pairs and tokenizer"),
-    "train-tokenizer": ("bart_pretrain.tokenizer", "train a byte-level BPE tokenizer on text files"),
-    "noise-preview": ("bart_pretrain.noise_preview", "show a text before and after a noise recipe"),
-    "pretrain": ("bart_pretrain.pretrain", "pretrain a BART by denoising (LightningCLI)"),
-    "finetune": ("bart_pretrain.finetune", "fine-tune a checkpoint for summarization (LightningCLI)"),
-    "summarize": ("bart_pretrain.summarize", "summarize documents from stdin or a file with a checkpoint"),
-    "export-hf": ("bart_pretrain.hf", "export a checkpoint to a directory transformers can load"),
+    "build-data": (
+        "bart_pretrain.commands.build_data",
+        "build the default offline corpus, summarization pairs and tokenizer",
+    ),
+    "train-tokenizer": ("bart_pretrain.commands.train_tokenizer", "train a byte-level BPE tokenizer on text files"),
+    "noise-preview": ("bart_pretrain.commands.noise_preview", "show a text before and after a noise recipe"),
+    "pretrain": ("bart_pretrain.commands.pretrain", "pretrain a BART by denoising (LightningCLI)"),
+    "finetune": ("bart_pretrain.commands.finetune", "fine-tune a checkpoint for summarization (LightningCLI)"),
+    "summarize": ("bart_pretrain.commands.summarize", "summarize documents from stdin or a file with a checkpoint"),
+    "export-hf": ("bart_pretrain.commands.export_hf", "export a checkpoint to a directory transformers can load"),
 }
 
 

@@ -27,8 +27,8 @@ def summarize_texts(
 ) -> list[str]:
     """Summaries of ``documents`` in their order; batches of similar length hold <= ``max_tokens`` source tokens
     (times the beam width), sources truncated to ``max_source_length`` tokens with ``<s>``/``</s>``."""
-    from bart_pretrain.batching import pad
-    from bart_pretrain.summarization_data import encode_text
+    from bart_pretrain.data.batching import pad
+    from bart_pretrain.data.summarization_pairs import encode_text
 
     if not documents:
         return []

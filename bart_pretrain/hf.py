@@ -9,10 +9,8 @@ summarize as `bart-pretrain summarize` does.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -179,32 +177,3 @@ def to_transformers(model: Bart, attn_implementation: str = "sdpa"):
         raise RuntimeError(f"weight names do not map: missing {missing}, unexpected {unexpected}")
     hf.tie_weights()
     return hf.to(next(model.parameters()).device).train(model.training)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bart-pretrain export-hf", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a Lightning .ckpt of ours, or a transformers BART directory")
-    parser.add_argument("out_dir", help="directory to write (created if missing)")
-    parser.add_argument(
-        "--tokenizer",
-        default=None,
-        help="tokenizer.json (or a directory) for a checkpoint that carries none (ours written before they carried "
-        "their tokenizer); for one that does, it must be that same tokenizer",
-    )
-    args = parser.parse_args(argv)
-    from bart_pretrain.checkpoint import load_model
-
-    try:
-        loaded = load_model(args.checkpoint, args.tokenizer)
-        if loaded.tokenizer is None:
-            raise ValueError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json (the one it was "
-                             "trained with): an export without it would not encode text")  # fmt: skip
-        generation = GenerationConfig().replace(**loaded.generation)
-    except (OSError, TypeError, ValueError) as e:
-        print(f"bart-pretrain export-hf: error: {e}", file=sys.stderr)
-        return 2
-    out = save_hf(loaded.model, loaded.tokenizer, args.out_dir, generation, loaded.max_source_length)
-    settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(generation).items())
-    print(f"wrote {out}: weights, tokenizer (sha256 {loaded.tokenizer.fingerprint()[:12]}...), beam search {settings}")
-    print(f"load it with transformers.AutoModelForSeq2SeqLM.from_pretrained({str(out)!r}) and AutoTokenizer")
-    return 0

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from bart_pretrain.batching import (
+from bart_pretrain.data.batching import (
     BatchKey,
     KeyedBatches,
     TokenBudgetBatchSampler,

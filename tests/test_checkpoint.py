@@ -14,13 +14,13 @@ import pytest
 import torch
 from pretrain_world import make_world
 
-from bart_pretrain.checkpoint import TOKENIZER_KEY, load_model, read_checkpoint
 from bart_pretrain.cli import main as cli_main
 from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.io import HOST
+from bart_pretrain.loading import TOKENIZER_KEY, load_model, read_checkpoint
 from bart_pretrain.model import Bart, BartConfig
 from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
-from bart_pretrain.training import OptimConfig
+from bart_pretrain.training.optim import OptimConfig
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ def test_every_yaml_under_configs_is_covered_by_a_loader_test():
 
 @pytest.mark.parametrize("path", _yamls("pretrain"), ids=lambda p: p.stem)
 def test_pretrain_configs_parse_through_the_cli(path, capsys):
-    from bart_pretrain.pretrain import main
+    from bart_pretrain.commands.pretrain import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["-c", str(path), "--print_config"])
@@ -40,7 +40,7 @@ def test_shipped_pretrain_recipes_follow_the_paper_on_gpus():
 
 
 def test_pretrain_cli_rejects_an_unknown_key(tmp_path, capsys):
-    from bart_pretrain.pretrain import main
+    from bart_pretrain.commands.pretrain import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text((CONFIGS / "pretrain" / "tiny.yaml").read_text() + "\nmodel_typo: 1\n")
@@ -52,7 +52,7 @@ def test_pretrain_cli_rejects_an_unknown_key(tmp_path, capsys):
 
 @pytest.mark.parametrize("path", _yamls("finetune"), ids=lambda p: p.stem)
 def test_finetune_configs_parse_through_the_cli(path):
-    from bart_pretrain.finetune import main
+    from bart_pretrain.commands.finetune import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["-c", str(path), "--print_config"])

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from bart_pretrain.finetune import MissingCheckpointError, SummarizationModule
-from bart_pretrain.finetune import main as finetune_main
-from bart_pretrain.summarization_data import collate_pairs
+from bart_pretrain.commands.finetune import main as finetune_main
+from bart_pretrain.data.summarization_pairs import collate_pairs
 from bart_pretrain.tokenizer import train_tokenizer
-from bart_pretrain.training import token_cross_entropy
+from bart_pretrain.training.finetune import MissingCheckpointError, SummarizationModule
+from bart_pretrain.training.losses import token_cross_entropy
 
 TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
             encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128, dropout=0.0)  # fmt: skip
@@ -68,7 +68,7 @@ def test_padding_contributes_nothing_to_the_loss(tok_path):
 
 
 def test_module_loss_is_label_smoothed_cross_entropy_summed_over_real_tokens(tok_path):
-    from bart_pretrain.model import shift_tokens_right
+    from bart_pretrain.data.batching import shift_tokens_right
 
     module = SummarizationModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
     batch = collate_pairs([{"input_ids": [0, 10, 11, 2], "labels": [0, 20, 21, 22, 2]},

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from bart_pretrain.summarization_data import SummarizationDataModule, collate_pairs, encode_text, load_pairs
+from bart_pretrain.data.summarization_module import SummarizationDataModule
+from bart_pretrain.data.summarization_pairs import collate_pairs, encode_text, load_pairs
 from bart_pretrain.tokenizer import train_tokenizer
 
 WORDS = "alpha beta gamma delta parser library tool image audio network file system python shell data".split()

@@ -103,7 +103,8 @@ def test_generation_defaults_are_written_once_in_generation_config():
     import dataclasses
     import inspect
 
-    from bart_pretrain import evaluate, generation, summarize
+    from bart_pretrain import evaluate, generation
+    from bart_pretrain.commands import summarize
     from bart_pretrain.generation import GenerationConfig
 
     assert evaluate.GenerationConfig is GenerationConfig  # evaluation, fine-tuning and summarize share it

@@ -19,8 +19,10 @@ from torch.utils.data import DataLoader
 from bart_pretrain.bench.gpu import main as bench_gpu
 from bart_pretrain.bench.gpu import peak_for, shipped_config
 from bart_pretrain.bench.model import make_batch
-from bart_pretrain.model import Bart, BartConfig, linear_cross_entropy
-from bart_pretrain.training import OptimConfig, Seq2SeqModule
+from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.training.losses import linear_cross_entropy
+from bart_pretrain.training.module import Seq2SeqModule
+from bart_pretrain.training.optim import OptimConfig
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()

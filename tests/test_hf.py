@@ -106,7 +106,7 @@ def test_save_hf_writes_tokenizer_files_when_given_a_tokenizer(tmp_path):
 
 
 def test_export_hf_refuses_a_model_without_tokenizer_in_one_line_and_takes_one_by_flag(tmp_path, capsys):
-    from bart_pretrain.hf import main
+    from bart_pretrain.commands.export_hf import main
     from bart_pretrain.tokenizer import train_tokenizer
 
     tok = train_tokenizer(["the cat sat on the mat", "a dog ate the cat food"] * 20, vocab_size=300)

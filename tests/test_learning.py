@@ -10,10 +10,10 @@ import torch
 from pretrain_world import WORDS, make_world
 
 import noising
-from bart_pretrain.initialization import InitConfig, initialize, sinusoids
+from bart_pretrain.commands.pretrain import main
 from bart_pretrain.model import Bart, BartConfig
-from bart_pretrain.pretrain import main
-from bart_pretrain.reconstruction import ReconstructionProbe, corpus_scores
+from bart_pretrain.training.initialization import InitConfig, initialize, sinusoids
+from bart_pretrain.training.reconstruction import ReconstructionProbe, corpus_scores
 from noising.provenance import corrupted_positions, trace
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
@@ -183,7 +183,7 @@ def test_ratio_schedule_refuses_a_noise_it_cannot_scale_naming_it():
 
 
 def test_scheduled_pretraining_starts_clean_and_validates_on_the_full_recipe(tmp_path):
-    from bart_pretrain.pretrain import make_cli
+    from bart_pretrain.commands.pretrain import make_cli
 
     config = make_world(tmp_path, data__noise_schedule={"steps": 1000, "start": 0.0})
     cli = make_cli(["-c", str(config)])

@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from bart_pretrain.model import Bart, BartConfig, linear_cross_entropy, shift_tokens_right
+from bart_pretrain.data.batching import shift_tokens_right
+from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.training.losses import linear_cross_entropy
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
 

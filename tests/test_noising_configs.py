@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import noising
-from bart_pretrain.noise_config import RECIPE_DIR, load_noise
+from bart_pretrain.data.noise_config import RECIPE_DIR, load_noise
 
 
 @pytest.mark.parametrize("path", sorted(RECIPE_DIR.glob("*.yaml")), ids=lambda p: p.name)

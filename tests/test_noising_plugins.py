@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import noising
-from bart_pretrain.noise_config import load_noise
+from bart_pretrain.data.noise_config import load_noise
 from noising import Document, build_pipeline, sample_rng
 from noising.testing import DEFAULT_CONTEXT as CTX
 from noising.testing import check_noise
@@ -63,7 +63,7 @@ def test_an_installed_package_works_in_a_fresh_interpreter_and_from_a_yaml_recip
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("noises:\n  - class_path: word_dropout\n    init_args: {p: 0.3}\n")
     code = textwrap.dedent(f"""
-        from bart_pretrain.noise_config import load_noise
+        from bart_pretrain.data.noise_config import load_noise
         from noising import Document, sample_rng
         from noising.testing import DEFAULT_CONTEXT
         pipe = load_noise({str(recipe)!r})

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import noising
-from bart_pretrain import noise_preview
 from bart_pretrain.cli import main as cli_main
-from bart_pretrain.noise_preview import DELETED, INSERTED, KEPT, MASKED, MOVED, RANDOM, annotate, render
+from bart_pretrain.commands import noise_preview
+from bart_pretrain.commands.noise_preview import DELETED, INSERTED, KEPT, MASKED, MOVED, RANDOM, annotate, render
 from noising import Document
 
 CTX = noising.NoiseContext(mask_id=99, vocab_size=100, max_length=64)

@@ -13,7 +13,7 @@ import numpy as np
 
 import noising
 from bart_pretrain.bench.noise import corpus
-from bart_pretrain.noise_config import load_noise
+from bart_pretrain.data.noise_config import load_noise
 
 # Surrogate ids: token i of every document is id 5 + i, so the output tells which input tokens survived.
 # A vocabulary of 2**40 makes a random replacement colliding with a surrogate practically impossible.

@@ -10,8 +10,8 @@ import yaml
 from pretrain_world import make_world
 
 from bart_pretrain.cli import main as cli_main
+from bart_pretrain.commands.pretrain import make_cli
 from bart_pretrain.paths import REPO, candidates, resolve_input
-from bart_pretrain.pretrain import make_cli
 
 
 def test_a_shipped_config_works_from_another_directory(tmp_path, monkeypatch):

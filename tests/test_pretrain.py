@@ -5,9 +5,12 @@ import pytorch_lightning as pl
 import torch
 from pretrain_world import make_world, weights
 
-from bart_pretrain.checkpoint import AtomicCheckpointIO, NonFiniteWeightsError, load_bart
-from bart_pretrain.pretrain import PretrainModule, main, make_cli
-from bart_pretrain.training import NonFiniteLossError, OptimConfig, lr_factor
+from bart_pretrain.commands.pretrain import main, make_cli
+from bart_pretrain.loading import load_bart
+from bart_pretrain.training.checkpoints import AtomicCheckpointIO, NonFiniteWeightsError
+from bart_pretrain.training.module import NonFiniteLossError
+from bart_pretrain.training.optim import OptimConfig, lr_factor
+from bart_pretrain.training.pretrain import PretrainModule
 
 
 def test_pretrain_cli_writes_checkpoint_logs_config_report_and_plot(tmp_path):

@@ -5,9 +5,10 @@ import pytest
 import torch
 from pretrain_world import make_world
 
-from bart_pretrain.batching import BatchKey
+from bart_pretrain.data.batching import BatchKey
 from bart_pretrain.data.documents import encode_documents
-from bart_pretrain.pretrain_data import PretrainDataModule, StreamingDenoisingDataset, StreamingLoader
+from bart_pretrain.data.pretrain_module import PretrainDataModule
+from bart_pretrain.data.pretrain_stream import StreamingDenoisingDataset, StreamingLoader
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +109,16 @@ class _Rows:
 
 
 def _stream(world, dm, rows, **kw):
-    from bart_pretrain.pretrain_data import _Tokenize
+    from bart_pretrain.data.pretrain_stream import TokenizeTexts
 
     return StreamingDenoisingDataset(
-        _Rows(rows), dm.corruptor, max_tokens=256, seed=3, tokenize=_Tokenize(dm.tokenizer, 64), buffer_size=16, **kw
+        _Rows(rows),
+        dm.corruptor,
+        max_tokens=256,
+        seed=3,
+        tokenize=TokenizeTexts(dm.tokenizer, 64),
+        buffer_size=16,
+        **kw,
     )
 
 

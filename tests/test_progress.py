@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pretrain_world import make_world
 
-from bart_pretrain import progress
-from bart_pretrain.pretrain import make_cli
+from bart_pretrain.commands.pretrain import make_cli
+from bart_pretrain.training import progress
 
 
 @pytest.mark.parametrize("rich", [True, False], ids=["rich", "tqdm"])

@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from pretrain_world import make_world
 
-from bart_pretrain.checkpoint import load_bart
+from bart_pretrain.loading import load_bart
 
 TESTS = Path(__file__).parent
 MAX_STEPS = 12
@@ -194,8 +194,8 @@ def test_sigkill_mid_data_write_leaves_the_previous_file_intact(tmp_path):
 
 
 def test_pretrain_writes_checkpoints_through_the_atomic_checkpoint_io(tmp_path):
-    from bart_pretrain.checkpoint import AtomicCheckpointIO
-    from bart_pretrain.pretrain import make_cli
+    from bart_pretrain.commands.pretrain import make_cli
+    from bart_pretrain.training.checkpoints import AtomicCheckpointIO
 
     cli = make_cli(["-c", str(make_world(tmp_path)), "--report", "false"])
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)

@@ -4,8 +4,8 @@ error naming the file, field or value and what is allowed, raised before the fir
 counted skip. Lower-level tests of the same checks live beside their modules (test_documents.py,
 test_noising_plugins.py, test_model.py, test_tokenizer.py); this file is the one list of every case.
 
-Several checks live in ``bart_pretrain.guards`` (resume shape, streamed corpus, config keys), hooked into the
-pretraining modules; they are also tested directly here.
+Several checks live in ``bart_pretrain.training.guards`` (resume shape, config keys) and ``data.pretrain_stream``
+(streamed corpus), hooked into the pretraining modules; they are also tested directly here.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import torch
 import yaml
 from pretrain_world import make_world
 
-from bart_pretrain import guards
 from bart_pretrain.cli import main as cli_main
 from bart_pretrain.data.documents import encode_document, load_text_dataset, tokenize_dataset
+from bart_pretrain.data.pretrain_stream import check_stream_source
 from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
-from bart_pretrain.training import Seq2SeqModule
+from bart_pretrain.training import guards
+from bart_pretrain.training.module import Seq2SeqModule
 
 FIXTURES = Path(__file__).parent / "plugin_fixtures"  # outside_noises: one good plug-in and several broken ones
 
@@ -251,11 +252,11 @@ def test_guard_names_the_differing_shape_fields_of_a_resume_checkpoint(trained):
 def test_guard_checks_a_streamed_corpus_up_front(tmp_path, name, content, message):
     _file(tmp_path, name, content)
     with pytest.raises(ValueError, match=r"--data\.train_files: .*" + message):
-        guards.check_stream_source(str(tmp_path / name))
+        check_stream_source(str(tmp_path / name))
 
 
 def test_guard_lists_the_allowed_keys():
-    from bart_pretrain.training import OptimConfig
+    from bart_pretrain.training.optim import OptimConfig
 
     guards.check_keys("--model.optim", {"lr": 1.0}, OptimConfig)
     with pytest.raises(ValueError, match=r"--model\.optim: unknown key\(s\) 'lrr'; allowed: lr, betas, eps"):
@@ -264,8 +265,9 @@ def test_guard_lists_the_allowed_keys():
 
 def test_a_stream_without_any_usable_document_is_an_error_not_an_endless_run(world):
     from bart_pretrain.data.documents import encode_documents
-    from bart_pretrain.noise_config import load_noise
-    from bart_pretrain.pretrain_data import Corruptor, StreamingDenoisingDataset, StreamingLoader
+    from bart_pretrain.data.noise_config import load_noise
+    from bart_pretrain.data.pretrain_dataset import Corruptor
+    from bart_pretrain.data.pretrain_stream import StreamingDenoisingDataset, StreamingLoader
 
     tok = Tokenizer.from_file(world / "tokenizer.json")
     dataset = StreamingDenoisingDataset(

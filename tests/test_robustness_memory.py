@@ -29,7 +29,7 @@ GROWTH_BUDGET_MB = 1.5  # measured: RSS +0.1-0.2 MB, heap +0.02 MB
 _PROBE = textwrap.dedent(
     """
     import gc, json, sys
-    from bart_pretrain.pretrain_data import PretrainDataModule
+    from bart_pretrain.data.pretrain_module import PretrainDataModule
 
     def rss_mb():
         with open("/proc/self/status") as f:

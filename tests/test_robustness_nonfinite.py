@@ -13,9 +13,9 @@ import pytorch_lightning as pl
 import torch
 from pretrain_world import make_world
 
-from bart_pretrain.checkpoint import NonFiniteWeightsError
 from bart_pretrain.cli import main as cli_main
-from bart_pretrain.training import NonFiniteLossError
+from bart_pretrain.training.checkpoints import NonFiniteWeightsError
+from bart_pretrain.training.module import NonFiniteLossError
 
 
 class NaNGradientAt(pl.Callback):

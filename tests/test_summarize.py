@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bart_pretrain.finetune import main as finetune_main
-from bart_pretrain.summarize import main as summarize_main
-from bart_pretrain.summarize import one_line, read_documents
+from bart_pretrain.commands.finetune import main as finetune_main
+from bart_pretrain.commands.summarize import main as summarize_main
+from bart_pretrain.commands.summarize import one_line, read_documents
 from bart_pretrain.tokenizer import train_tokenizer
 
 TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
@@ -101,7 +101,7 @@ def test_summarize_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch, ca
 
 @pytest.fixture(scope="module")
 def exported(checkpoint, tmp_path_factory):
-    from bart_pretrain.hf import main as export_main
+    from bart_pretrain.commands.export_hf import main as export_main
 
     out_dir = tmp_path_factory.mktemp("export") / "out"
     assert export_main([str(checkpoint), str(out_dir)]) == 0
@@ -139,10 +139,10 @@ def test_transformers_default_generate_and_summarize_agree_on_checkpoint_and_exp
 
 
 def test_export_then_init_from_round_trips_weights_tokenizer_and_generation(checkpoint, exported):
-    from bart_pretrain.checkpoint import load_model
     from bart_pretrain.evaluate import summarize_texts
-    from bart_pretrain.finetune import SummarizationModule
     from bart_pretrain.generation import GenerationConfig
+    from bart_pretrain.loading import load_model
+    from bart_pretrain.training.finetune import SummarizationModule
 
     original = load_model(checkpoint)
     assert original.generation == RECORDED

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bart_pretrain.tokenizer import MIN_VOCAB_SIZE, Tokenizer, main, train_tokenizer
+from bart_pretrain.commands.train_tokenizer import main
+from bart_pretrain.tokenizer import MIN_VOCAB_SIZE, Tokenizer, train_tokenizer
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. It was not amused.",

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from bart_pretrain.hf import to_transformers
-from bart_pretrain.model import Bart, BartConfig, linear_cross_entropy
+from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.training.losses import linear_cross_entropy
 
 PAD = 1
 SHAPES = {  # name: (d_model, layers per stack, heads, ffn)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import noising
-from bart_pretrain.noise_config import RECIPE_DIR, load_noise
+from bart_pretrain.data.noise_config import RECIPE_DIR, load_noise
 
 DOC_LEN = 512
 CONTEXT = noising.NoiseContext(mask_id=50264, vocab_size=50265, max_length=1024)

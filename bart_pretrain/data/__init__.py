@@ -1,5 +1,6 @@
-"""Data: loading text, sentence splitting and tokenization into noising documents (``documents``), and the
-builder of the default offline corpus and summarization pairs (``build``, ``bart-pretrain build-data``)."""
+"""Data: loading text, sentence splitting and tokenization into noising documents (``documents``), token-budget
+batching (``batching``), noise recipes (``noise_config``), the pretraining data (map-style ``pretrain_dataset``,
+``pretrain_stream``, the ``pretrain_module`` DataModule) and the summarization pairs and their DataModule."""
 
 from bart_pretrain.data.documents import (
     encode_document,

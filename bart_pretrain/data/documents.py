@@ -186,10 +186,10 @@ def to_document(row: dict) -> Document:
 # Loading text
 # ---------------------------------------------------------------------------------------------------------------
 
-_LOCAL_SUFFIXES = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+LOCAL_SUFFIXES = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
-def _suffix(path: str) -> str:
+def file_suffix(path: str) -> str:
     return os.path.splitext(path)[1].lower()
 
 
@@ -217,7 +217,7 @@ def _check_text_file(path: str) -> None:
         raise ValueError(f"{path}: the file is empty (no text to train on)")
 
 
-def _expand(source: str | list[str]) -> list[str]:
+def expand_source(source: str | list[str]) -> list[str]:
     patterns = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not patterns:
         raise ValueError("load_text_dataset: no files given (an empty list)")
@@ -232,11 +232,11 @@ def _expand(source: str | list[str]) -> list[str]:
     return files
 
 
-def _looks_local(source: str | list[str]) -> bool:
+def looks_local(source: str | list[str]) -> bool:
     if not isinstance(source, (str, os.PathLike)):
         return True
     s = str(source)
-    return os.path.exists(s) or glob.has_magic(s) or _suffix(s) in _LOCAL_SUFFIXES or os.sep in s.rstrip(os.sep)
+    return os.path.exists(s) or glob.has_magic(s) or file_suffix(s) in LOCAL_SUFFIXES or os.sep in s.rstrip(os.sep)
 
 
 def load_text_dataset(source: str | list[str], text_column: str = "text", split: str = "train") -> datasets.Dataset:
@@ -250,15 +250,15 @@ def load_text_dataset(source: str | list[str], text_column: str = "text", split:
     """
     import datasets
 
-    if _looks_local(source):
+    if looks_local(source):
         paths = []
-        for p in _expand(source):
+        for p in expand_source(source):
             if os.path.isdir(p):
                 inner = [
                     os.path.join(root, n)
                     for root, _, names in os.walk(p)
                     for n in names
-                    if _suffix(n) in _LOCAL_SUFFIXES
+                    if file_suffix(n) in LOCAL_SUFFIXES
                 ]
                 if not inner:
                     raise ValueError(f"{p}: directory holds no .txt/.jsonl/.json/.parquet file")
@@ -267,9 +267,9 @@ def load_text_dataset(source: str | list[str], text_column: str = "text", split:
                 raise ValueError(f"{p}: no such file (looked for {os.path.abspath(p)})")
             else:
                 paths.append(p)
-        kinds = {_LOCAL_SUFFIXES.get(_suffix(p)) for p in paths}
+        kinds = {LOCAL_SUFFIXES.get(file_suffix(p)) for p in paths}
         if None in kinds:
-            bad = next(p for p in paths if _suffix(p) not in _LOCAL_SUFFIXES)
+            bad = next(p for p in paths if file_suffix(p) not in LOCAL_SUFFIXES)
             raise ValueError(f"{bad}: unknown file type; use .txt, .jsonl, .json or .parquet")
         if len(kinds) > 1:
             raise ValueError(f"mixed file types {sorted(kinds)} in {paths}: load each type separately")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import noising
-from bart_pretrain.noise_config import load_noise
+from bart_pretrain.data.noise_config import load_noise
 
 DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
 KEPT, MASKED, DELETED, INSERTED, MOVED, RANDOM = "kept", "masked", "deleted", "inserted", "moved", "random"

@@ -192,3 +192,10 @@ class KeyedBatches(Dataset):
 
     def __getitem__(self, key: BatchKey) -> Any:
         return self.collate_fn([self.dataset[i] for i in key.indices])
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Decoder inputs from labels: [start, y0, ..., y_{T-2}]; -100 (ignored labels) become pad."""
+    shifted = labels.new_full(labels.shape, decoder_start_token_id)
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted.masked_fill_(shifted == -100, pad_token_id)

@@ -1,6 +1,6 @@
-"""Training utilities shared by pretraining and fine-tuning: AdamW with warmup + decay, token-level cross-entropy
-normalised by the number of target tokens of the whole optimizer step (all accumulated batches, all ranks), a
-non-finite loss guard, and :class:`Seq2SeqModule`, the LightningModule base both tasks subclass.
+""":class:`Seq2SeqModule`, the LightningModule base pretraining and fine-tuning subclass: token-level cross-entropy
+normalised by the number of target tokens of the whole optimizer step (all accumulated batches, all ranks), AdamW
+with warmup + decay (``training.optim``), a non-finite loss guard.
 
 Normalisation (fairseq's ``--sentence-avg false``): each batch backpropagates its SUM of token losses; before the
 optimizer step the gradients are scaled by ``1 / N`` where N is the all-reduced token count of the step, so the
@@ -12,109 +12,19 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from bart_pretrain.training.losses import linear_cross_entropy
+from bart_pretrain.training.optim import build_optimizer, build_scheduler
 
 # Backward runs on sum(token losses) / LOSS_SCALE and the gradients are rescaled before the step. A power of two, so
 # the scaling is exact in floating point; it only keeps fp16 gradients in range.
 LOSS_SCALE = 4096.0
-
-
-@dataclass
-class OptimConfig:
-    """AdamW and the learning-rate schedule (``--model.optim.*``)."""
-
-    lr: float = 4e-4
-    """Peak learning rate, reached at the end of warmup."""
-    betas: tuple[float, float] = (0.9, 0.98)
-    """AdamW betas (BART/fairseq: 0.9, 0.98)."""
-    eps: float = 1e-6
-    """AdamW epsilon."""
-    weight_decay: float = 0.01
-    """Decoupled weight decay; never applied to biases, norms or the embedding table's pad row alone (1-D params)."""
-    warmup_steps: int = 1000
-    """Linear warmup from 0 to ``lr`` over this many optimizer steps."""
-    schedule: Literal["polynomial", "linear", "cosine", "constant"] = "polynomial"
-    """Decay after warmup, down to ``end_lr`` at ``total_steps`` (polynomial with power 1 is linear)."""
-    power: float = 1.0
-    """Exponent of the polynomial decay."""
-    end_lr: float = 0.0
-    """Learning rate at the end of the schedule."""
-    total_steps: int | None = None
-    """Length of the schedule in optimizer steps; None: ``--trainer.max_steps``."""
-    label_smoothing: float = 0.0
-    """Label smoothing of the cross-entropy (0 for pretraining, 0.1 for BART fine-tuning)."""
-
-    def __post_init__(self):
-        if not self.lr > 0:
-            raise ValueError(f"optim.lr={self.lr!r}: must be > 0 (--model.optim.lr)")
-        if self.warmup_steps < 0:
-            raise ValueError(f"optim.warmup_steps={self.warmup_steps!r}: must be >= 0 (--model.optim.warmup_steps)")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"optim.label_smoothing={self.label_smoothing!r}: must be in [0, 1)")
-        if not 0.0 <= self.end_lr <= self.lr:
-            raise ValueError(f"optim.end_lr={self.end_lr!r}: must be in [0, lr={self.lr}]")
-        if self.total_steps is not None and self.total_steps < 1:
-            raise ValueError(f"optim.total_steps={self.total_steps!r}: must be >= 1 or null")
-
-
-def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
-    """Multiplier of ``cfg.lr`` after ``step`` optimizer steps: linear warmup, then the chosen decay."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / (cfg.warmup_steps + 1)
-    end = cfg.end_lr / cfg.lr
-    if cfg.schedule == "constant":
-        return 1.0
-    span = max(total_steps - cfg.warmup_steps, 1)
-    progress = min((step - cfg.warmup_steps) / span, 1.0)
-    if cfg.schedule == "cosine":
-        return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    power = 1.0 if cfg.schedule == "linear" else cfg.power
-    return end + (1.0 - end) * (1.0 - progress) ** power
-
-
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (biases, LayerNorm gains and other 1-D parameters are exempt)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int) -> dict:
-    """A Lightning ``lr_scheduler`` dict stepping every optimizer step."""
-    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps))
-    return {"scheduler": sched, "interval": "step", "frequency": 1}
-
-
-@torch.no_grad()
-def token_losses(
-    hidden: Tensor, weight: Tensor, bias: Tensor, labels: Tensor, rows: int = 2048
-) -> tuple[Tensor, Tensor]:
-    """Per-token cross-entropy (N,) fp32 and correctness (N,) bool of the LM head ``hidden @ weight.T + bias`` at
-    ``labels``, ``rows`` rows at a time (no gradient: for evaluation, where per-token values are needed)."""
-    losses, correct = [], []
-    for s in range(0, hidden.size(0), rows):
-        z = F.linear(hidden[s : s + rows], weight, bias).float()
-        y = labels[s : s + rows]
-        losses.append(F.cross_entropy(z, y, reduction="none"))
-        correct.append(z.argmax(-1) == y)
-    if not losses:
-        return hidden.new_zeros(0, dtype=torch.float32), torch.zeros(0, dtype=torch.bool, device=hidden.device)
-    return torch.cat(losses), torch.cat(correct)
-
-
-def token_cross_entropy(logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
-    """(N, V) logits of the N target tokens and their (N,) labels -> (sum of token losses in fp32, correct count)."""
-    loss = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=label_smoothing)
-    correct = (logits.argmax(-1) == labels).sum()
-    return loss, correct
 
 
 class NonFiniteLossError(RuntimeError):
@@ -146,8 +56,6 @@ class Seq2SeqModule(pl.LightningModule):
     # -- loss ----------------------------------------------------------------------------------------------------
     def token_loss(self, batch: dict[str, Tensor], label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
         """(sum of token losses, target token count, correct count) of one batch; loss only at non-pad labels."""
-        from bart_pretrain.model import linear_cross_entropy
-
         labels = batch["labels"]
         target = labels != self.pad_id
         model = self.model
@@ -297,7 +205,7 @@ class Seq2SeqModule(pl.LightningModule):
         checkpoint["training_state"] = {"tokens_seen": self.tokens_seen, "history": self.history}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        from bart_pretrain.guards import check_resume_compatible
+        from bart_pretrain.training.guards import check_resume_compatible
 
         # Before Lightning loads the weights: a checkpoint of another shape gets a clear error, not torch's list.
         check_resume_compatible(checkpoint, self.model.config, getattr(self._trainer, "ckpt_path", None))

@@ -57,7 +57,7 @@ def final_reconstruction(module, trainer: pl.Trainer) -> dict | None:
     result = getattr(module, "last_reconstruction", None)
     probe = getattr(module, "reconstruction_probe", None)
     if probe is None and getattr(module, "reconstruction_documents", 0):
-        from bart_pretrain.reconstruction import ReconstructionProbe
+        from bart_pretrain.training.reconstruction import ReconstructionProbe
 
         probe = ReconstructionProbe.from_datamodule(trainer.datamodule, module.reconstruction_documents)
     if probe is not None and (result is None or result["step"] != trainer.global_step):
@@ -92,7 +92,7 @@ def build_report(trainer: pl.Trainer, module, datamodule, seconds: float, sessio
         "parameters": sum(p.numel() for p in module.model.parameters()),
     }
     if getattr(datamodule, "train_lengths", None) is not None:
-        from bart_pretrain.pretrain_data import real_token_report
+        from bart_pretrain.data.pretrain_dataset import real_token_report
 
         report["target_real_token_share"] = real_token_report(datamodule.train_lengths, datamodule.max_tokens)
     split = {k.removeprefix("val/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}

@@ -12,7 +12,6 @@ never touched). A second run with the same inputs rewrites nothing; ``--refresh`
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -20,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from bart_pretrain.data import debian, docs_corpus, fallback
-from bart_pretrain.data.debian import AptError, Pair, PrivateApt
+from bart_pretrain.corpus import debian, docs_corpus, fallback
+from bart_pretrain.corpus.debian import AptError, Pair, PrivateApt
 from bart_pretrain.io import atomic_write_json, atomic_write_jsonl
 
 BUILDER_VERSION = 1  # bump when outputs change for the same inputs
@@ -328,46 +327,3 @@ def _print_summary(manifest: dict) -> None:
         "lead-1 baseline on summarization/test (ROUGE-1/2/L F1): "
         f"{lead['rouge1']:.1f}/{lead['rouge2']:.1f}/{lead['rougeL']:.1f}"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bart-pretrain build-data",
-        description="Build the default data: Debian summarization pairs, a pretraining corpus, a tokenizer.",
-    )
-    parser.add_argument("--out", default="data", help="output directory (default: data)")
-    parser.add_argument("--vocab-size", type=int, default=8192, help="tokenizer vocabulary size (default 8192)")
-    parser.add_argument(
-        "--offline-fallback",
-        action="store_true",
-        help="do not use apt: build from /var/lib/dpkg/status and the Python stdlib's docstrings",
-    )
-    parser.add_argument("--refresh", action="store_true", help="re-run apt-get update even if indexes are cached")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the outputs are up to date")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    cache = out.resolve() / ".cache"
-    try:
-        if args.offline_fallback:
-            log("--offline-fallback: using local sources (dpkg status descriptions, Python stdlib docstrings)")
-            inputs: AptInputs | FallbackInputs = FallbackInputs()
-        elif not PrivateApt.available():
-            log("apt-get/apt-cache not found: using the OFFLINE FALLBACK (dpkg status, Python stdlib docstrings)")
-            inputs = FallbackInputs()
-        else:
-            inputs = AptInputs(cache, refresh=args.refresh)
-            try:
-                inputs.prepare()
-            except AptError as e:
-                log(f"apt failed: {e}")
-                log(
-                    "using the OFFLINE FALLBACK instead: descriptions of the installed packages "
-                    "(/var/lib/dpkg/status) and the Python standard library's docstrings. Far smaller than the "
-                    "default data; run again with network access (add --refresh) to build the real one."
-                )
-                inputs = FallbackInputs()
-        build(out, inputs, vocab_size=args.vocab_size, force=args.force)
-    except (BuildError, AptError, ValueError, OSError) as e:
-        print(f"bart-pretrain build-data: error: {e}", file=sys.stderr)
-        return 1
-    return 0

@@ -76,7 +76,7 @@ def _is_json_object(line: str) -> bool:
 
 def load_for_generation(checkpoint: str, tokenizer_path: str | None = None):
     """(model in eval mode, tokenizer, recorded generation settings dict, recorded max_source_length or None)."""
-    from bart_pretrain.checkpoint import load_model
+    from bart_pretrain.loading import load_model
 
     if not Path(checkpoint).exists():
         raise FileNotFoundError(f"--checkpoint: no such file or directory: {checkpoint}")

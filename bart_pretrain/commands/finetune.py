@@ -1,0 +1,214 @@
+"""`bart-pretrain finetune`: summarization fine-tuning on LightningCLI (BART paper section 3.3). Fits
+``SummarizationModule`` (``bart_pretrain.training.finetune``), then evaluates on the test split beside lead-1 and,
+with ``--compare_scratch true``, beside the same fine-tune from random weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytorch_lightning as pl
+import torch
+from jsonargparse import Namespace
+
+from bart_pretrain.data.summarization_module import SummarizationDataModule
+from bart_pretrain.evaluate import evaluate_pairs, lead_baseline, markdown_table
+from bart_pretrain.io import atomic_write_json, atomic_write_text
+from bart_pretrain.training.finetune import MissingCheckpointError, SummarizationModule
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+def _variant(init_from: str | None) -> str:
+    return "from_pretrained" if init_from is not None else "from_scratch"
+
+
+# Input paths of a fine-tuning config, resolved by bart_pretrain.paths (outputs such as default_root_dir are not).
+FINETUNE_INPUTS = (
+    "model.init_from",
+    "model.model_config",
+    "model.tokenizer_path",
+    "data.source",
+    "data.train_file",
+    "data.validation_file",
+    "data.test_file",
+    "data.tokenizer_file",
+)
+
+
+def _cli_class():
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.cli import LightningCLI
+
+    class FinetuneCLI(LightningCLI):
+        """Each run (from pretrained, from scratch) lands in ``<trainer.default_root_dir>/<variant>/``."""
+
+        def add_arguments_to_parser(self, parser):
+            parser.add_argument(
+                "--compare_scratch",
+                type=bool,
+                default=False,
+                help="also run the same fine-tune from random weights (same architecture, data and budget) and "
+                "report both beside lead-1",
+            )
+            parser.add_argument(
+                "--evaluate_test",
+                type=bool,
+                default=True,
+                help="after fitting, summarize the test split with beam search and write predictions and ROUGE",
+            )
+            parser.add_argument(
+                "--torch_threads",
+                type=int | None,
+                default=None,
+                help="torch intra-op threads (null: torch's default, one per core). 1 is far faster on a CPU shared "
+                "with other jobs, where threads spin-waiting on each other stall every op",
+            )
+            parser.link_arguments("data.max_source_length", "model.max_source_length")
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {"checkpoint.filename": "best", "checkpoint.monitor": "val/loss", "checkpoint.save_last": True}
+            )
+
+        def parse_arguments(self, parser, args) -> None:
+            self.argv = [] if isinstance(args, (dict, Namespace)) else list(sys.argv[1:] if args is None else args)
+            super().parse_arguments(parser, args)
+
+        def before_instantiate_classes(self):
+            from bart_pretrain.paths import resolve_config_inputs
+
+            resolve_config_inputs(self.config, FINETUNE_INPUTS, self.argv)  # paths in a -c file: relative to it
+            if self.config.torch_threads is not None:
+                torch.set_num_threads(self.config.torch_threads)
+            self.root = Path(self.config.trainer.default_root_dir or "runs/finetune")
+            from bart_pretrain.io import clean_stale_tmp
+
+            clean_stale_tmp(self.root, recursive=True)  # what killed writes of predictions, metrics, ... left
+            self.default_logger = self.config.trainer.logger in (None, True)
+            self.place_run(_variant(self.config.model.init_from))
+
+        def instantiate_trainer(self, **kwargs):
+            from bart_pretrain.training.progress import with_progress_bar
+
+            trainer_config = self._get(self.config_init, "trainer", default={})
+            callbacks = list(kwargs.get("callbacks") or trainer_config.get("callbacks") or [])
+            kwargs["callbacks"] = with_progress_bar(trainer_config, callbacks)  # steps of max_steps
+            return super().instantiate_trainer(**kwargs)
+
+        def place_run(self, variant: str) -> None:
+            run_dir = str(self.root / variant)
+            self.config.trainer.default_root_dir = run_dir
+            if self.default_logger:
+                self.config.trainer.logger = {
+                    "class_path": "pytorch_lightning.loggers.CSVLogger",
+                    "init_args": {"save_dir": run_dir, "name": "", "version": ""},
+                }
+
+    return FinetuneCLI
+
+
+def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> dict | None:
+    model: SummarizationModule = cli.model
+    data: SummarizationDataModule = cli.datamodule
+    data.attach_tokenizer(model.tokenizer)
+    t0 = time.perf_counter()
+    cli.trainer.fit(model, datamodule=data)
+    fit_seconds = time.perf_counter() - t0
+    if not evaluate_test or cli.trainer.global_rank != 0:
+        return None
+    test = data.pairs("test")
+    print(
+        f"[{variant}] fitted {cli.trainer.global_step} steps in {fit_seconds:.0f} s; beam search on "
+        f"{len(test)} test documents ...",
+        file=sys.stderr,
+    )
+    metrics = evaluate_pairs(
+        model.model,
+        model.tokenizer,
+        list(test["document"]),
+        list(test["summary"]),
+        model.generation,
+        out_dir=run_dir,
+        max_source_length=model.hparams.max_source_length,
+        max_tokens=model.hparams.eval_max_tokens,
+    )
+    metrics.update(
+        variant=variant,
+        init_from=model.hparams.init_from,
+        steps=cli.trainer.global_step,
+        fit_seconds=round(fit_seconds, 1),
+    )
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    datasets.disable_progress_bars()
+    try:
+        cli = _cli_class()(
+            SummarizationModule,
+            SummarizationDataModule,
+            args=argv,
+            run=False,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "bart-pretrain finetune", "description": __doc__},
+        )
+    except MissingCheckpointError as e:
+        print(f"bart-pretrain finetune: {e}", file=sys.stderr)
+        return 2
+    cfg = cli.config
+    if cfg.compare_scratch and cfg.model.init_from is None:
+        print("bart-pretrain finetune: --compare_scratch true needs --model.init_from (a checkpoint)", file=sys.stderr)
+        return 2
+    root: Path = cli.root
+    results: dict[str, dict] = {}
+    first = _variant(cfg.model.init_from)
+    m = _fit_and_evaluate(cli, first, root / first, cfg.evaluate_test)
+    if m is not None:
+        results[first] = m
+    if cfg.compare_scratch:
+        # Same architecture, tokenizer, data, seed and step budget; only the initial weights differ.
+        scratch = copy.deepcopy(cfg)
+        scratch.model.init_from = None
+        scratch.model.model_config = dataclasses.asdict(cli.model.model.config)
+        # The very tokenizer of the first run (the file its checkpoint was read from may have moved since).
+        cli.model.tokenizer.save(root / "tokenizer.json")
+        scratch.model.tokenizer_path = str(root / "tokenizer.json")
+        # If a --trainer.max_time guard stopped the first run early, the second runs exactly as many steps, on the
+        # same learning-rate schedule (its length fixed to the first run's), with no time guard of its own.
+        steps, schedule = cli.trainer.global_step, cli.model.total_steps()
+        scratch.trainer.max_steps, scratch.trainer.max_time = steps, None
+        scratch.model.optim = Namespace(**{**dataclasses.asdict(cli.model.optim), "total_steps": schedule})
+        if scratch.seed_everything is not None:
+            pl.seed_everything(scratch.seed_everything, workers=True)
+        cli.config = scratch
+        cli.place_run("from_scratch")
+        cli.instantiate_classes()
+        m = _fit_and_evaluate(cli, "from_scratch", root / "from_scratch", cfg.evaluate_test)
+        if m is not None:
+            results["from_scratch"] = m
+    if results:
+        test = cli.datamodule.pairs("test")
+        lead = lead_baseline(list(test["document"]), list(test["summary"]))
+        names = {"from_pretrained": "fine-tuned from pretrained", "from_scratch": "fine-tuned from random init"}
+        rows = {"lead-1": lead, **{names[k]: v for k, v in results.items()}}
+        steps = {v["steps"] for v in results.values()}
+        table = markdown_table(rows)
+        header = (
+            f"Test split: {len(test)} pairs; beam search {dataclasses.asdict(cli.model.generation)}; "
+            f"fine-tune budget: {', '.join(map(str, sorted(steps)))} steps each.\n\n"
+        )
+        atomic_write_text(root / "results.md", header + table)
+        atomic_write_json(root / "metrics.json", {"lead-1": lead, **results})
+        print(header + table)
+        print(f"written: {root / 'results.md'}, {root / 'metrics.json'}, <run>/predictions.jsonl")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""`bart-pretrain train-tokenizer --files 'corpus/*.txt' --vocab-size 8192 --out tok/`: a byte-level BPE tokenizer
+with BART's special ids (``bart_pretrain.tokenizer.train_tokenizer``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bart_pretrain.tokenizer import MIN_VOCAB_SIZE, train_tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bart-pretrain train-tokenizer", description="Train a byte-level BPE tokenizer with BART's special ids."
+    )
+    parser.add_argument("--files", nargs="+", required=True, help="text files or globs (.txt/.jsonl/.json/.parquet)")
+    parser.add_argument("--vocab-size", type=int, default=8192, help="ids in total, specials included (default 8192)")
+    parser.add_argument("--text-column", default="text", help="column holding the text in JSONL/Parquet files")
+    parser.add_argument("--min-frequency", type=int, default=2, help="drop merges seen fewer times (default 2)")
+    parser.add_argument("--out", required=True, help="directory for tokenizer.json, vocab.json, merges.txt")
+    args = parser.parse_args(argv)
+    from bart_pretrain.data.documents import load_text_dataset
+
+    try:
+        if args.vocab_size < MIN_VOCAB_SIZE:
+            raise ValueError(f"--vocab-size {args.vocab_size}: must be >= {MIN_VOCAB_SIZE}")
+        ds = load_text_dataset(args.files, text_column=args.text_column)
+        texts = (t for t in ds[args.text_column] if t)
+        tok = train_tokenizer(texts, args.vocab_size, min_frequency=args.min_frequency)
+    except ValueError as e:
+        print(f"bart-pretrain train-tokenizer: error: {e}", file=sys.stderr)
+        return 2
+    tok.save(args.out)
+    print(f"trained on {len(ds)} documents: vocab_size={tok.vocab_size} mask_id={tok.mask_id} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

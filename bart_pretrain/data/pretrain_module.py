@@ -1,0 +1,273 @@
+"""The pretraining DataModule (``--data.*``): corpus -> tokenized, cached documents (or a stream) -> corrupted
+token-budget batches. It remembers the last batch the trainer consumed (not the last one a worker prefetched) and
+saves it in the checkpoint, so ``--ckpt_path last`` continues at the exact batch mid-epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+import noising
+from bart_pretrain.data.batching import TokenBudgetBatchSampler
+from bart_pretrain.data.pretrain_dataset import Corruptor, DenoisingDataset, document_lengths
+from bart_pretrain.data.pretrain_stream import (
+    StreamingDenoisingDataset,
+    StreamingLoader,
+    StreamRows,
+    TokenizeTexts,
+    check_stream_source,
+)
+from noising.schedule import NoiseSchedule, ScheduledPipeline
+
+# Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; ours resumes through
+# the data module's state (robust to Lightning issue #20550), so the warning does not apply.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+
+
+class PretrainDataModule(pl.LightningDataModule):
+    """Corpus -> tokenized, cached documents -> corrupted token-budget batches (``--data.*``)."""
+
+    def __init__(
+        self,
+        train_files: str | list[str] = "data/corpus/train.jsonl",
+        val_files: str | list[str] | None = "data/corpus/validation.jsonl",
+        text_column: str = "text",
+        tokenizer_path: str = "data/tokenizer/tokenizer.json",
+        noise: str | list[dict] = "configs/noise/bart_large.yaml",
+        noise_schedule: NoiseSchedule | None = None,
+        max_length: int = 512,
+        max_tokens: int = 4096,
+        max_sentences: int | None = None,
+        max_train_documents: int | None = None,
+        max_val_documents: int | None = None,
+        streaming: bool = False,
+        buffer_size: int = 1024,
+        num_workers: int = 1,
+        tokenize_num_proc: int = 1,
+        seed: int = 1234,
+    ):
+        """
+        Args:
+            train_files: training text: .txt/.jsonl/.json/.parquet files, a directory, a glob, a list, or a
+                ``datasets`` name (see ``bart_pretrain.data.documents.load_text_dataset``).
+            val_files: validation text (same forms); null: no validation.
+            text_column: column holding the text in JSON/Parquet rows.
+            tokenizer_path: tokenizer.json (or a directory with it, or vocab.json + merges.txt); the model's
+                vocabulary size is read from it.
+            noise: a noise recipe (YAML path under configs/noise/ or a list of {class_path, init_args}).
+            noise_schedule: a curriculum: the recipe's strength ramps from ``start`` to full over ``steps``
+                optimizer steps (see noising.schedule); null: full strength throughout. Validation always
+                uses the full recipe.
+            max_length: documents are cut at sentence boundaries into chunks of at most this many tokens.
+            max_tokens: token budget of a batch: samples x longest target (per device, per micro-batch).
+            max_sentences: optional cap on samples per batch.
+            max_train_documents: use a seeded random subset of this many training documents (null: all).
+            max_val_documents: same for validation.
+            streaming: read the training text as a stream (for corpora too large to tokenize up front).
+            buffer_size: streaming: documents per rank bucketed together.
+            num_workers: DataLoader worker processes doing the corruption (0: in the main process).
+            tokenize_num_proc: processes for the one-off cached tokenization.
+            seed: seed of the batch order and of every sample's corruption.
+        """
+        super().__init__()
+        if max_tokens < max_length:
+            raise ValueError(f"data.max_tokens={max_tokens} must be >= data.max_length={max_length}")
+        from bart_pretrain.data.noise_config import load_noise
+
+        if isinstance(noise_schedule, dict):
+            noise_schedule = NoiseSchedule(**noise_schedule)
+        if noise_schedule is not None and noise_schedule.steps and streaming:
+            raise ValueError("data.noise_schedule needs map-style data (the step of a streamed batch is not known)")
+        # A bad recipe (or a schedule that cannot scale it) fails now, not after the corpus is tokenized.
+        ScheduledPipeline(load_noise(noise), noise_schedule or NoiseSchedule())
+        self.noise_schedule = noise_schedule
+        self.save_hyperparameters()
+        self.train_files, self.val_files, self.text_column = train_files, val_files, text_column
+        self.tokenizer_path, self.noise_spec = tokenizer_path, noise
+        self.max_length, self.max_tokens, self.max_sentences = max_length, max_tokens, max_sentences
+        self.max_train_documents, self.max_val_documents = max_train_documents, max_val_documents
+        self.streaming, self.buffer_size = streaming, buffer_size
+        self.num_workers, self.tokenize_num_proc, self.seed = num_workers, tokenize_num_proc, seed
+        self.tokenizer = None
+        self.train_docs = self.val_docs = None
+        self._train_loader: Any = None
+        self._consumed: tuple[int, Any] | None = None  # (epoch, position) of the last batch the trainer trained on
+        self._resume: tuple[int, Any] | None = None
+
+    # -- preparation (rank 0 first: the tokenization is cached, other ranks then load the cache) -----------------
+    def _load_tokenizer(self):
+        from bart_pretrain.tokenizer import Tokenizer
+
+        if self.tokenizer is None:
+            if not os.path.exists(self.tokenizer_path):
+                raise FileNotFoundError(
+                    f"data.tokenizer_path={self.tokenizer_path!r} does not exist (looked for "
+                    f"{os.path.abspath(self.tokenizer_path)}); run `make data` (or `bart-pretrain train-tokenizer`)"
+                )
+            self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
+        return self.tokenizer
+
+    def _documents(self, files: str | list[str], limit: int | None, split: str):
+        from bart_pretrain.data.documents import load_text_dataset, tokenize_dataset
+
+        ds = load_text_dataset(files, self.text_column, split=split)
+        if limit is not None and limit < len(ds):
+            rng = np.random.default_rng(self.seed)
+            ds = ds.select(np.sort(rng.choice(len(ds), size=limit, replace=False)))
+        docs = tokenize_dataset(ds, self._load_tokenizer(), self.max_length, self.text_column, self.tokenize_num_proc)
+        if len(docs) == 0:
+            raise ValueError(f"{files}: no document with any token after tokenization")
+        return docs
+
+    def prepare_data(self) -> None:
+        if not self.streaming:
+            self._documents(self.train_files, self.max_train_documents, "train")
+        if self.val_files:
+            self._documents(self.val_files, self.max_val_documents, "validation")
+
+    def setup(self, stage: str | None = None) -> None:
+        from bart_pretrain.data.noise_config import load_noise
+
+        tok = self._load_tokenizer()
+        self.corruptor = Corruptor(load_noise(self.noise_spec), tok.noise_context(self.max_length), self.noise_schedule)
+        if self.streaming and stage in (None, "fit"):
+            check_stream_source(self.train_files, self.text_column)  # what load_text_dataset checks, up front
+        if self.train_docs is None and not self.streaming and stage in (None, "fit"):
+            self.train_docs = self._documents(self.train_files, self.max_train_documents, "train")
+            self.train_lengths = document_lengths(self.train_docs)
+        if self.val_docs is None and self.val_files:
+            self.val_docs = self._documents(self.val_files, self.max_val_documents, "validation")
+            self.val_lengths = document_lengths(self.val_docs)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._load_tokenizer().vocab_size
+
+    # -- loaders -------------------------------------------------------------------------------------------------
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, dataset: Dataset, sampler: TokenBudgetBatchSampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=False,  # workers must see each epoch's sampler state afresh
+            multiprocessing_context="fork" if self.num_workers and os.name == "posix" else None,
+        )
+
+    def train_dataloader(self):
+        world, rank = self._ranks()
+        tok = self._load_tokenizer()
+        if self.streaming:
+            dataset = StreamingDenoisingDataset(
+                StreamRows(self.train_files, self.text_column),
+                self.corruptor,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
+                tokenize=TokenizeTexts(tok, self.max_length),
+                text_column=self.text_column,
+                buffer_size=self.buffer_size,
+                max_sentences=self.max_sentences,
+                num_replicas=world,
+                rank=rank,
+                pad_id=tok.pad_id,
+                decoder_start_id=tok.eos_id,
+            )
+            loader = StreamingLoader(dataset, self.num_workers)
+        else:
+            sampler = TokenBudgetBatchSampler(
+                self.train_lengths,
+                self.max_tokens,
+                max_sentences=self.max_sentences,
+                seed=self.seed,
+                num_replicas=world,
+                rank=rank,
+            )
+            dataset = DenoisingDataset(
+                self.train_docs,
+                self.corruptor,
+                seed=self.seed,
+                pad_id=tok.pad_id,
+                decoder_start_id=tok.eos_id,
+                batches_per_epoch=len(sampler),
+                batches_per_step=self.trainer.accumulate_grad_batches if self.trainer is not None else 1,
+            )
+            loader = self._loader(dataset, sampler)
+        self._train_loader = loader
+        if self._resume is not None:
+            self._apply_resume()
+        return loader
+
+    def val_dataloader(self):
+        if self.val_docs is None:
+            return []
+        world, rank = self._ranks()
+        tok = self._load_tokenizer()
+        sampler = TokenBudgetBatchSampler(
+            self.val_lengths, self.max_tokens, shuffle=False, seed=self.seed, num_replicas=world, rank=rank
+        )
+        dataset = DenoisingDataset(
+            self.val_docs, self.corruptor, seed=self.val_seed, pad_id=tok.pad_id, decoder_start_id=tok.eos_id,
+            fixed_epoch=0, trace=True,
+        )  # fmt: skip
+        return self._loader(dataset, sampler)
+
+    @property
+    def val_seed(self) -> int:
+        """Seed of the validation corruption (epoch 0, always): validation sees one fixed corrupted set."""
+        return self.seed + 1
+
+    def val_sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(corrupted source, original) of validation document ``index``, exactly as validation corrupts it."""
+        return self.corruptor(self.val_docs[index], noising.sample_rng(self.val_seed, 0, index))
+
+    # -- exact resume --------------------------------------------------------------------------------------------
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.trainer is not None and self.trainer.training and isinstance(batch, dict) and "position" in batch:
+            self._consumed = (int(batch["epoch"]), batch["position"])
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        if self._consumed is None:
+            return {}
+        epoch, position = self._consumed
+        return {"epoch": epoch, "position": position, "seed": self.seed, "streaming": self.streaming}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        if state.get("seed") != self.seed or state.get("streaming") != self.streaming:
+            raise ValueError(
+                f"the checkpoint's data position was saved with seed={state.get('seed')}, "
+                f"streaming={state.get('streaming')}; this run has data.seed={self.seed}, "
+                f"data.streaming={self.streaming}: resuming would not continue the same data order"
+            )
+        self._resume = (int(state["epoch"]), state["position"])
+        self._consumed = self._resume
+        if self._train_loader is not None:
+            self._apply_resume()
+
+    def _apply_resume(self) -> None:
+        epoch, position = self._resume
+        loader = self._train_loader
+        if isinstance(loader, StreamingLoader):
+            loader.resume_after(epoch, position)
+        else:
+            if loader.sampler.iterations:
+                raise RuntimeError(
+                    "the train loader started before the checkpoint's data position was restored, so the run would "
+                    "not continue at the right batch (Lightning issue #20550: something read "
+                    "trainer.estimated_stepping_batches in configure_optimizers under a strategy that restores "
+                    "checkpoints after setup, e.g. FSDP/DeepSpeed); use --trainer.max_steps for the schedule instead"
+                )
+            loader.sampler.resume(epoch, int(position) + 1)
+        self._resume = None

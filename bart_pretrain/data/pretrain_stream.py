@@ -1,0 +1,243 @@
+"""Pretraining data, streaming: a ``datasets`` iterable (local files or a hub name) read in buffers of documents,
+each buffer tokenized, bucketed and corrupted by one worker; memory stays flat. Batches come out in the same order
+for any ``num_workers``, every rank gets the same number, and a resume continues at the batch after the last one the
+trainer consumed. :func:`check_stream_source` makes up front the checks ``load_text_dataset`` makes.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+import noising
+from bart_pretrain.data.batching import plan_batches
+from bart_pretrain.data.documents import LOCAL_SUFFIXES, encode_documents, expand_source, file_suffix, looks_local
+from bart_pretrain.data.pretrain_dataset import Corruptor, collate_denoising
+
+STREAM_INDEX_STRIDE = 1 << 32  # sample index of chunk j in stream buffer k: k * STRIDE + j (unique, no counting)
+
+
+class StreamingDenoisingDataset(IterableDataset):
+    """Streaming: documents are read in buffers of ``buffer_size * num_replicas`` rows; worker ``w`` of ``W`` owns
+    buffers ``k % W == w`` (it skips the others' rows without tokenizing them), tokenizes its buffer, plans
+    token-budget batches over it (divisible by the ranks), corrupts and collates this rank's share, and yields the
+    buffer's batches as one list; :class:`StreamingLoader` flattens them in buffer order, so batches come out in
+    the same order for any ``num_workers`` and every rank gets the same number of batches.
+
+    ``rows()`` returns a fresh iterator of rows: raw text rows (``text_column``) are tokenized by ``tokenize``,
+    rows that already hold ``input_ids``/``word_starts``/``sentence_starts`` are used as they are.
+    """
+
+    def __init__(
+        self,
+        rows: Callable[[], Iterable[dict]],
+        corruptor: Corruptor,
+        *,
+        max_tokens: int,
+        seed: int,
+        tokenize: Callable[[list[str]], list[list[dict]]] | None = None,
+        text_column: str = "text",
+        buffer_size: int = 1024,
+        max_sentences: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+        pad_id: int = 1,
+        decoder_start_id: int = 2,
+        fixed_epoch: int | None = None,
+    ):
+        self.rows, self.corruptor, self.tokenize, self.text_column = rows, corruptor, tokenize, text_column
+        self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, int(seed)
+        self.buffer_size, self.num_replicas, self.rank = buffer_size, num_replicas, rank
+        self.pad_id, self.decoder_start_id, self.fixed_epoch = pad_id, decoder_start_id, fixed_epoch
+        self.epoch = 0
+        self.start: tuple[int, int] = (0, 0)  # (buffer, batch within it) of the next batch to produce
+
+    def _docs(self, rows: list[dict]) -> list[dict]:
+        if rows and "input_ids" in rows[0]:
+            return rows
+        if self.tokenize is None:
+            raise ValueError(f"streaming rows hold no input_ids and no tokenizer was given (columns: {list(rows[0])})")
+        texts = [r[self.text_column] for r in rows]
+        return [chunk for chunks in self.tokenize(texts) for chunk in chunks]
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        epoch = self.epoch if self.fixed_epoch is None else self.fixed_epoch
+        rows = iter(self.rows())
+        per_buffer = self.buffer_size * self.num_replicas
+        for k in itertools.count():
+            buffer = list(itertools.islice(rows, per_buffer))
+            if not buffer:
+                return
+            if k % workers != worker or k < self.start[0]:
+                continue
+            docs = self._docs(buffer)
+            lengths = np.array([len(d["input_ids"]) for d in docs], dtype=np.int64)
+            if len(docs) < self.num_replicas:  # the stream's tail: too few chunks to share without duplicates
+                return
+            plan = plan_batches(
+                lengths,
+                self.max_tokens,
+                seed=self.seed,
+                epoch=epoch * STREAM_INDEX_STRIDE + k,
+                max_sentences=self.max_sentences,
+                num_replicas=self.num_replicas,
+            )
+            first = self.start[1] if k == self.start[0] else 0
+            out = []
+            for j, batch in enumerate(plan[self.rank :: self.num_replicas]):
+                if j < first:
+                    continue
+                indices = [k * STREAM_INDEX_STRIDE + int(i) for i in batch]
+                pairs = [
+                    self.corruptor(docs[int(i)], noising.sample_rng(self.seed, epoch, g))
+                    for i, g in zip(batch, indices, strict=True)
+                ]
+                collated = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
+                collated.update(epoch=self.epoch, position=(k, j), indices=indices)
+                out.append(collated)
+            yield out
+
+
+class _EpochSetter:
+    """Lightning calls ``loader.sampler.set_epoch(epoch)``; this forwards it to the streaming dataset."""
+
+    def __init__(self, dataset: StreamingDenoisingDataset):
+        self.dataset = dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.dataset.epoch:
+            self.dataset.start = (0, 0)
+        self.dataset.epoch = int(epoch)
+
+
+class StreamingLoader:
+    """An iterable of batches over a :class:`StreamingDenoisingDataset`: one DataLoader iterator per epoch
+    (workers see the current epoch and resume point), buffers flattened in order."""
+
+    def __init__(self, dataset: StreamingDenoisingDataset, num_workers: int = 0):
+        self.dataset, self.num_workers = dataset, num_workers
+        self.sampler = _EpochSetter(dataset)
+
+    def resume_after(self, epoch: int, position: Sequence[int]) -> None:
+        self.dataset.epoch = int(epoch)
+        self.dataset.start = (int(position[0]), int(position[1]) + 1)
+
+    def __iter__(self) -> Iterator[dict]:
+        dataset = copy.copy(self.dataset)  # this epoch's (epoch, start); the resume point is used once
+        self.dataset.start = (0, 0)
+        loader = DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            collate_fn=_identity,
+            multiprocessing_context="fork" if self.num_workers and os.name == "posix" else None,
+        )
+        produced = 0
+        for buffer in loader:
+            produced += len(buffer)
+            yield from buffer
+        if not produced and dataset.start == (0, 0):  # else Lightning would start empty epochs forever
+            raise ValueError(
+                "the streamed corpus gave no batch: no document with text (or fewer chunks than ranks); "
+                "check --data.train_files and --data.text_column"
+            )
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class StreamRows:
+    """Picklable ``rows()`` for streaming local files or a ``datasets`` name through ``datasets`` streaming."""
+
+    def __init__(self, files: str | list[str], text_column: str):
+        self.files, self.text_column = files, text_column
+
+    def __call__(self) -> Iterable[dict]:
+        import datasets
+
+        if looks_local(self.files):
+            paths = expand_source(self.files)
+            kind = LOCAL_SUFFIXES.get(file_suffix(paths[0]))
+            kwargs = {"sample_by": "paragraph"} if kind == "text" else {}
+            stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **kwargs)
+            if kind == "text" and self.text_column != "text":  # .txt rows have one column, "text": as load_text_dataset
+                stream = stream.rename_column("text", self.text_column)
+            return stream
+        return datasets.load_dataset(self.files, split="train", streaming=True)
+
+
+class TokenizeTexts:
+    """Picklable ``texts -> chunks per text`` for the streaming dataset's ``tokenize``."""
+
+    def __init__(self, tok, max_length: int):
+        self.tok, self.max_length = tok, max_length
+
+    def __call__(self, texts: list[str]) -> list[list[dict]]:
+        return encode_documents(texts, self.tok, self.max_length)
+
+
+_PREFIX_BYTES = 1 << 20  # a streamed corpus may be huge: check the first MiB of each file up front
+
+
+def check_stream_source(source: str | list[str], text_column: str = "text", flag: str = "--data.train_files") -> None:
+    """The checks ``load_text_dataset`` makes, for a corpus read as a stream: every local file exists, has a known
+    type and is not empty; text/JSON files start with UTF-8 (the first MiB); the first row has a string column
+    ``text_column``. A ``datasets`` name (not local) only gets the first-row check."""
+    import codecs
+
+    import datasets
+
+    if looks_local(source):
+        paths = expand_source(source)
+        for p in paths:
+            if not os.path.isfile(p):
+                raise ValueError(f"{flag}: {p}: no such file")
+            kind = LOCAL_SUFFIXES.get(file_suffix(p))
+            if kind is None:
+                raise ValueError(f"{flag}: {p}: unknown file type; use .txt, .jsonl, .json or .parquet")
+            with open(p, "rb") as f:
+                head = f.read(_PREFIX_BYTES)
+            if not head.strip():
+                raise ValueError(f"{flag}: {p}: the file is empty (no text to train on)")
+            if kind != "parquet":
+                try:
+                    codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"{flag}: {p}: not UTF-8 text (invalid byte 0x{head[e.start]:02x} at byte offset {e.start}); "
+                        "convert it, e.g. `iconv -f latin1 -t utf-8`"
+                    ) from None
+        kind = LOCAL_SUFFIXES[file_suffix(paths[0])]
+        kwargs = {"sample_by": "paragraph"} if kind == "text" else {}
+        stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **kwargs)
+        where = ", ".join(paths)
+    else:
+        stream = datasets.load_dataset(str(source), split="train", streaming=True)
+        where, kind = str(source), None
+    if kind == "text" and text_column != "text":
+        text_column = "text"  # .txt rows have one column, renamed by the loader
+    try:
+        first = next(iter(stream), None)
+    except Exception as e:  # the builders' errors are long chains: name the files
+        cause = e.__cause__ or e
+        raise ValueError(f"{flag}: could not read {where}: {type(cause).__name__}: {cause}") from e
+    if first is None:
+        raise ValueError(f"{flag}: {where}: no rows (no text to train on)")
+    if text_column not in first:
+        raise ValueError(
+            f"{flag}: {where}: no column {text_column!r} (columns: {sorted(first)}); set --data.text_column"
+        )
+    value = first[text_column]
+    if value is not None and not isinstance(value, str):
+        raise ValueError(
+            f"{flag}: {where}: column {text_column!r} holds {type(value).__name__} ({value!r:.40}), not strings"
+        )

@@ -1,0 +1,131 @@
+"""(document, summary) pairs for summarization fine-tuning: loading, tokenization, collation (Lightning-free: inference
+encodes its documents with :func:`encode_text`); the DataModule is ``summarization_module``.
+
+Sources: a directory holding ``{train,validation,test}.jsonl`` (the default Debian descriptions set, DESIGN.md 5),
+single local JSONL/JSON/CSV/Parquet files per split, or any `datasets` name (``cnn_dailymail`` with
+``article``->``highlights``, ``xsum`` with ``document``->``summary``). Sources are truncated to
+``max_source_length``; batches are sized by a token budget with length bucketing (``bart_pretrain.data.batching``),
+as fairseq's ``--max-tokens --truncate-source``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import torch
+
+from bart_pretrain.data import batching
+
+SPLITS = ("train", "validation", "test")
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _local_files(source: str, split: str) -> list[str] | None:
+    """The local files of ``split`` under ``source`` (a directory, a file or a glob); None if it is no local path."""
+    path = Path(source)
+    if path.is_dir():
+        found = [str(path / f"{split}{ext}") for ext in LOCAL_FORMATS if (path / f"{split}{ext}").is_file()]
+        if not found:
+            have = sorted(p.name for p in path.iterdir())
+            raise FileNotFoundError(
+                f"no {split} file in {source} (looked for {', '.join(split + e for e in LOCAL_FORMATS)}); "
+                f"it holds: {have or 'nothing'}"
+            )
+        return found[:1]
+    if any(c in source for c in "*?["):
+        files = sorted(glob.glob(source))
+        if not files:
+            raise FileNotFoundError(f"no file matches {source!r}")
+        return files
+    if path.suffix in LOCAL_FORMATS or os.sep in source or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"summarization data file not found: {source}")
+        return [source]
+    return None
+
+
+def load_pairs(
+    source: str,
+    split: str,
+    document_column: str = "document",
+    summary_column: str = "summary",
+    dataset_config: str | None = None,
+) -> datasets.Dataset:
+    """Load one split as a Dataset with columns ``document`` and ``summary`` (renamed from the given columns).
+
+    ``source``: a directory with ``<split>.jsonl|.json|.csv|.parquet``, a file or glob, or a `datasets` name.
+    A missing column raises ValueError naming the file, the column and the available columns.
+    """
+    files = _local_files(source, split)
+    if files is not None:
+        suffix = Path(files[0]).suffix
+        if suffix not in LOCAL_FORMATS:
+            raise ValueError(f"{files[0]}: unsupported format {suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+        for f in files:
+            if os.path.getsize(f) == 0:
+                raise ValueError(f"{f}: the file is empty")
+        ds = datasets.load_dataset(LOCAL_FORMATS[suffix], data_files=files, split="train")
+        where = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
+    else:
+        ds = datasets.load_dataset(source, dataset_config, split=split)
+        where = f"dataset {source!r} split {split!r}"
+    for column, flag in ((document_column, "document_column"), (summary_column, "summary_column")):
+        if column not in ds.column_names:
+            raise ValueError(f"{where}: no column {column!r} (--data.{flag}); available columns: {ds.column_names}")
+    ds = ds.select_columns([document_column, summary_column])
+    if document_column != "document" or summary_column != "summary":
+        ds = ds.rename_columns({document_column: "__document", summary_column: "__summary"})
+        ds = ds.rename_columns({"__document": "document", "__summary": "summary"})
+    return ds
+
+
+def encode_text(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """``<s> tokens </s>`` per text, the content truncated so the whole fits in ``max_length`` tokens."""
+    if max_length < 3:
+        raise ValueError(f"max_length must be >= 3 (room for <s>, one token, </s>); got {max_length}")
+    room = max_length - 2
+    return [[tokenizer.bos_id, *ids[:room], tokenizer.eos_id] for ids in tokenizer.encode_batch(list(texts))]
+
+
+def tokenize_pairs(ds: datasets.Dataset, tokenizer, max_source_length: int, max_target_length: int) -> datasets.Dataset:
+    """Add ``input_ids`` (truncated document) and ``labels`` (truncated summary); rows with an empty side dropped."""
+
+    def encode(batch):
+        docs = [d if isinstance(d, str) else "" for d in batch["document"]]
+        sums = [s if isinstance(s, str) else "" for s in batch["summary"]]
+        return {
+            "input_ids": encode_text(tokenizer, docs, max_source_length),
+            "labels": encode_text(tokenizer, sums, max_target_length),
+        }
+
+    ds = ds.filter(
+        lambda b: [
+            isinstance(d, str) and d.strip() != "" and isinstance(s, str) and s.strip() != ""
+            for d, s in zip(b["document"], b["summary"], strict=True)
+        ],
+        batched=True,
+    )
+    return ds.map(encode, batched=True, batch_size=1000)
+
+
+@dataclass
+class PairBatch:
+    """A padded batch: source ``input_ids``/``attention_mask`` (B, S); ``labels`` (B, T) padded with pad_id."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device) -> PairBatch:
+        return PairBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.labels)))
+
+
+def collate_pairs(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad sources and labels; ``labels == pad_id`` marks positions that carry no loss."""
+    input_ids, attention_mask = batching.pad([r["input_ids"] for r in rows], pad_id)
+    labels, _ = batching.pad([r["labels"] for r in rows], pad_id)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

@@ -1,0 +1,176 @@
+"""Summarization fine-tuning (BART paper section 3.3 / fairseq ``examples/bart/README.summarization.md``).
+
+``SummarizationModule`` starts from our pretraining checkpoint or a transformers BART directory
+(``--model.init_from``) or from random weights (``--model.init_from null`` + ``--model.model_config``), trains with
+label-smoothed cross-entropy normalised by target tokens, AdamW with warmup + decay, and validates with loss and
+ROUGE of beam search on a fixed subset. ``main`` (``bart-pretrain finetune``) fits, then evaluates on the test split
+beside lead-1 and, with ``--compare_scratch true``, beside the same fine-tune from random weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import yaml
+
+from bart_pretrain.data.batching import shift_tokens_right
+from bart_pretrain.evaluate import summarize_texts
+from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.training.initialization import InitConfig, initialize
+from bart_pretrain.training.module import Seq2SeqModule
+from bart_pretrain.training.optim import OptimConfig
+
+DEFAULT_INIT = "runs/pretrain/tiny/checkpoints/last.ckpt"
+DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
+
+
+class MissingCheckpointError(FileNotFoundError):
+    pass
+
+
+def _model_config(spec: str | dict, vocab_size: int):
+    """A BartConfig from a model preset (``configs/model/tiny.yaml``) or a dict; vocab size from the tokenizer."""
+    from bart_pretrain.model import BartConfig
+
+    if isinstance(spec, str):
+        from bart_pretrain.paths import shipped, where_looked
+
+        path = shipped(spec)  # configs/model/tiny.yaml works from any directory
+        if not path.is_file():
+            raise FileNotFoundError(f"--model.model_config: no such file {spec} ({where_looked(spec)})")
+        spec = yaml.safe_load(path.read_text()) or {}
+        spec = spec.get("init_args", spec)
+    fields = {f.name for f in dataclasses.fields(BartConfig)}
+    unknown = sorted(set(spec) - fields)
+    if unknown:
+        raise ValueError(f"--model.model_config: unknown BartConfig fields {unknown}; valid: {sorted(fields)}")
+    return BartConfig(**{**spec, "vocab_size": vocab_size})
+
+
+class SummarizationModule(Seq2SeqModule):
+    """Fine-tuning for summarization; loss normalisation, optimizer and schedule from ``training.Seq2SeqModule``."""
+
+    def __init__(
+        self,
+        init_from: str | None = DEFAULT_INIT,
+        model_config: str | dict | None = "configs/model/tiny.yaml",
+        tokenizer_path: str | None = None,
+        optim: OptimConfig | None = None,
+        init: InitConfig | None = None,
+        dropout: float | None = None,
+        generation: GenerationConfig | None = None,
+        max_source_length: int = 512,
+        eval_max_tokens: int = 8192,
+    ):
+        """
+        Args:
+            init_from: our pretraining ``.ckpt`` or a transformers BART directory; null = random weights built
+                from ``model_config``.
+            model_config: model preset (YAML of BartConfig fields, e.g. configs/model/tiny.yaml) or dict; used only
+                when ``init_from`` is null. The vocabulary size comes from the tokenizer.
+            tokenizer_path: tokenizer.json (or a directory); default: the one ``init_from`` carries (it must be
+                that one if both exist), or data/tokenizer/tokenizer.json for random weights.
+            optim: AdamW, warmup + decay and label smoothing (default: fairseq's fine-tuning recipe, lr 3e-5,
+                500 warmup steps, linear decay, label smoothing 0.1).
+            init: how random weights start when ``init_from`` is null (see bart_pretrain.training.initialization); set
+                it as the pretraining run did, so that a from-scratch comparison differs only by the pretraining.
+            dropout: override the model's dropout for fine-tuning (null keeps the checkpoint's).
+            generation: beam-search settings for validation ROUGE, test evaluation and `summarize` (saved in the
+                checkpoint); default: those ``init_from`` records, else ``GenerationConfig``'s.
+            max_source_length: documents are truncated to this many tokens at generation time (linked from
+                ``--data.max_source_length``).
+            eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
+        """
+        super().__init__()
+        from bart_pretrain.loading import tokenizer_record
+        from bart_pretrain.model import Bart
+        from bart_pretrain.tokenizer import Tokenizer
+
+        self.optim = optim or OptimConfig(lr=3e-5, warmup_steps=500, schedule="linear", label_smoothing=0.1)
+        recorded_generation: dict = {}
+        if init_from is not None:
+            if not Path(init_from).exists():
+                hint = " Run `make pretrain` first." if init_from == DEFAULT_INIT else ""
+                raise MissingCheckpointError(
+                    f"--model.init_from: no checkpoint at {init_from} (looked for {Path(init_from).absolute()}).{hint} "
+                    "(or pass --model.init_from null to fine-tune from random weights)"
+                )
+            from bart_pretrain.loading import load_model
+
+            loaded = load_model(init_from, tokenizer_path)
+            if loaded.tokenizer is None:
+                raise ValueError(
+                    f"--model.init_from: {loaded.tokenizer_note}; pass --model.tokenizer_path (the tokenizer it was "
+                    "trained with)"
+                )
+            model, tokenizer, tokenizer_path = loaded.model, loaded.tokenizer, loaded.tokenizer_path
+            recorded_generation = loaded.generation
+        else:
+            if model_config is None:
+                raise ValueError("--model.init_from null needs --model.model_config (e.g. configs/model/tiny.yaml)")
+            tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
+            tokenizer = Tokenizer.from_file(tokenizer_path)
+            model = initialize(Bart(_model_config(model_config, tokenizer.vocab_size)), init or InitConfig())
+        if model.config.vocab_size != tokenizer.vocab_size:
+            raise ValueError(
+                f"the model's vocabulary ({model.config.vocab_size}) does not match the tokenizer at "
+                f"{tokenizer_path} ({tokenizer.vocab_size}); pass the tokenizer the checkpoint was trained with "
+                "(--model.tokenizer_path)"
+            )
+        if dropout is not None and dropout != model.config.dropout:
+            # Dropout rates are fixed at construction: rebuild with the new rate and the same weights.
+            state = model.state_dict()
+            model = Bart(dataclasses.replace(model.config, dropout=dropout))
+            model.load_state_dict(state)
+        # Settings given win; else those init_from records (a fine-tuned checkpoint or an export), else the defaults.
+        self.generation = generation or GenerationConfig().replace(**recorded_generation)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path)
+        self.pad_id = model.config.pad_token_id
+        self.save_hyperparameters()
+        # What load_bart and `summarize` need to rebuild this model without its init checkpoint (CONTRACTS.md).
+        self.hparams["model_config"] = dataclasses.asdict(model.config)
+        self.hparams["tokenizer_path"] = self.tokenizer_record["path"]
+        self.hparams["generation"] = dataclasses.asdict(self.generation)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        from bart_pretrain.loading import TOKENIZER_KEY
+
+        checkpoint[TOKENIZER_KEY] = self.tokenizer_record  # the checkpoint carries its tokenizer
+
+    def token_loss(self, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0):
+        """(sum of token losses, target tokens, correct tokens); decoder inputs are the labels shifted right."""
+        if "decoder_input_ids" not in batch:
+            c = self.model.config
+            shifted = shift_tokens_right(batch["labels"], c.pad_token_id, c.decoder_start_token_id)
+            batch = {**batch, "decoder_input_ids": shifted}
+        return super().token_loss(batch, label_smoothing)
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if self.trainer.sanity_checking:
+            return
+        subset = getattr(self.trainer.datamodule, "rouge_subset", None)
+        documents, references = subset() if subset is not None else ([], [])
+        if not documents:
+            return
+        from bart_pretrain.metrics import rouge
+
+        scores = rouge(self.summarize(documents), references)
+        self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False)
+        self.history.setdefault("val_rouge", []).append((self.trainer.global_step, scores))
+
+    def summarize(self, documents: list[str]) -> list[str]:
+        """Beam-search summaries with this module's generation settings."""
+        return summarize_texts(
+            self.model,
+            self.tokenizer,
+            documents,
+            self.generation,
+            self.hparams.max_source_length,
+            self.hparams.eval_max_tokens,
+        )
