@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bart_pretrain.corpus.build import AptInputs, BuildError, FallbackInputs, build, log
+from bart_pretrain.corpus import build
 from bart_pretrain.corpus.debian import AptError, PrivateApt
 
 
@@ -31,25 +31,25 @@ def main(argv: list[str] | None = None) -> int:
     cache = out.resolve() / ".cache"
     try:
         if args.offline_fallback:
-            log("--offline-fallback: using local sources (dpkg status descriptions, Python stdlib docstrings)")
-            inputs: AptInputs | FallbackInputs = FallbackInputs()
+            build.log("--offline-fallback: using local sources (dpkg status descriptions, Python stdlib docstrings)")
+            inputs: build.AptInputs | build.FallbackInputs = build.FallbackInputs()
         elif not PrivateApt.available():
-            log("apt-get/apt-cache not found: using the OFFLINE FALLBACK (dpkg status, Python stdlib docstrings)")
-            inputs = FallbackInputs()
+            build.log("apt-get/apt-cache not found: using the OFFLINE FALLBACK (dpkg status, Python stdlib docstrings)")
+            inputs = build.FallbackInputs()
         else:
-            inputs = AptInputs(cache, refresh=args.refresh)
+            inputs = build.AptInputs(cache, refresh=args.refresh)
             try:
                 inputs.prepare()
             except AptError as e:
-                log(f"apt failed: {e}")
-                log(
+                build.log(f"apt failed: {e}")
+                build.log(
                     "using the OFFLINE FALLBACK instead: descriptions of the installed packages "
                     "(/var/lib/dpkg/status) and the Python standard library's docstrings. Far smaller than the "
                     "default data; run again with network access (add --refresh) to build the real one."
                 )
-                inputs = FallbackInputs()
-        build(out, inputs, vocab_size=args.vocab_size, force=args.force)
-    except (BuildError, AptError, ValueError, OSError) as e:
+                inputs = build.FallbackInputs()
+        build.build(out, inputs, vocab_size=args.vocab_size, force=args.force)
+    except (build.BuildError, AptError, ValueError, OSError) as e:
         print(f"bart-pretrain build-data: error: {e}", file=sys.stderr)
         return 1
     return 0
