@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 
 import noising
-from bart_pretrain.paths import shipped, where_looked
+from bart_pretrain.paths import REPO, shipped, where_looked
 
-RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs" / "noise"
+RECIPE_DIR = REPO / "configs" / "noise"
 
 
 def load_noise(spec: str | Path | Sequence[Mapping] | Mapping) -> noising.Pipeline:
