@@ -77,7 +77,9 @@ def imports(name: str) -> list[tuple[str, list[str], int]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             for a in node.names:
                 sub = f"{base}.{a.name}"
                 out.append((sub, [], node.lineno) if sub in MODULES else (base, [a.name], node.lineno))
