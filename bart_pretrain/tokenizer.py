@@ -24,6 +24,8 @@ from bart_pretrain.io import atomic_write_json, atomic_write_text
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 MASK = "<mask>"
 # Smallest sensible vocabulary: the specials, the 256 byte symbols, <mask>.
+DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
+"""Where ``make data`` writes the tokenizer: the default of every ``tokenizer_path`` option (written once, here)."""
 MIN_VOCAB_SIZE = len(SPECIALS) + 256 + 1
 
 

@@ -19,8 +19,8 @@ import numpy as np
 
 import noising
 from bart_pretrain.data.noise_config import load_noise
+from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 
-DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
 KEPT, MASKED, DELETED, INSERTED, MOVED, RANDOM = "kept", "masked", "deleted", "inserted", "moved", "random"
 ANSI = {MASKED: "1;33", DELETED: "9;31", INSERTED: "1;32", MOVED: "36", RANDOM: "1;35"}
 PLAIN = {MASKED: ("[[", "]]"), DELETED: ("[-", "-]"), INSERTED: ("[+", "+]"), MOVED: ("[~", "~]"), RANDOM: ("[?", "?]")}

@@ -23,6 +23,7 @@ from bart_pretrain.data.pretrain_stream import (
     TokenizeTexts,
     check_stream_source,
 )
+from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
 # Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; ours resumes through
@@ -38,7 +39,7 @@ class PretrainDataModule(pl.LightningDataModule):
         train_files: str | list[str] = "data/corpus/train.jsonl",
         val_files: str | list[str] | None = "data/corpus/validation.jsonl",
         text_column: str = "text",
-        tokenizer_path: str = "data/tokenizer/tokenizer.json",
+        tokenizer_path: str = DEFAULT_TOKENIZER,
         noise: str | list[dict] = "configs/noise/bart_large.yaml",
         noise_schedule: NoiseSchedule | None = None,
         max_length: int = 512,

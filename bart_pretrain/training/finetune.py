@@ -13,40 +13,21 @@ import dataclasses
 from pathlib import Path
 
 import torch
-import yaml
 
 from bart_pretrain.data.batching import shift_tokens_right
 from bart_pretrain.evaluate import summarize_texts
 from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
+from bart_pretrain.training.model_config import resolve_model_config
 from bart_pretrain.training.module import Seq2SeqModule
 from bart_pretrain.training.optim import OptimConfig
 
 DEFAULT_INIT = "runs/pretrain/tiny/checkpoints/last.ckpt"
-DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
 
 
 class MissingCheckpointError(FileNotFoundError):
     pass
-
-
-def _model_config(spec: str | dict, vocab_size: int):
-    """A BartConfig from a model preset (``configs/model/tiny.yaml``) or a dict; vocab size from the tokenizer."""
-    from bart_pretrain.model import BartConfig
-
-    if isinstance(spec, str):
-        from bart_pretrain.paths import shipped, where_looked
-
-        path = shipped(spec)  # configs/model/tiny.yaml works from any directory
-        if not path.is_file():
-            raise FileNotFoundError(f"--model.model_config: no such file {spec} ({where_looked(spec)})")
-        spec = yaml.safe_load(path.read_text()) or {}
-        spec = spec.get("init_args", spec)
-    fields = {f.name for f in dataclasses.fields(BartConfig)}
-    unknown = sorted(set(spec) - fields)
-    if unknown:
-        raise ValueError(f"--model.model_config: unknown BartConfig fields {unknown}; valid: {sorted(fields)}")
-    return BartConfig(**{**spec, "vocab_size": vocab_size})
 
 
 class SummarizationModule(Seq2SeqModule):
@@ -112,7 +93,8 @@ class SummarizationModule(Seq2SeqModule):
                 raise ValueError("--model.init_from null needs --model.model_config (e.g. configs/model/tiny.yaml)")
             tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
             tokenizer = Tokenizer.from_file(tokenizer_path)
-            model = initialize(Bart(_model_config(model_config, tokenizer.vocab_size)), init or InitConfig())
+            config = resolve_model_config(model_config, tokenizer_path, tokenizer.vocab_size)
+            model = initialize(Bart(config), init or InitConfig())
         if model.config.vocab_size != tokenizer.vocab_size:
             raise ValueError(
                 f"the model's vocabulary ({model.config.vocab_size}) does not match the tokenizer at "

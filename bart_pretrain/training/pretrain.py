@@ -13,48 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import yaml
 
-from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.model import Bart
+from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
 from bart_pretrain.training.losses import token_losses
+from bart_pretrain.training.model_config import resolve_model_config
 from bart_pretrain.training.module import Seq2SeqModule
 from bart_pretrain.training.optim import OptimConfig
-
-
-def resolve_model_config(model_config: str | dict, tokenizer_path: str | None) -> BartConfig:
-    """A BartConfig from a YAML path or a dict; ``vocab_size`` comes from the tokenizer when the config has none,
-    and must agree with it when both exist."""
-    if isinstance(model_config, (str, os.PathLike)):
-        from bart_pretrain.paths import shipped, where_looked
-
-        path = shipped(model_config)  # configs/model/tiny.yaml works from any directory
-        if not path.exists():
-            raise FileNotFoundError(
-                f"model.model_config={str(model_config)!r}: no such file ({where_looked(model_config)}; "
-                "see configs/model/)"
-            )
-        fields = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        where = str(path)
-    else:
-        fields, where = dict(model_config), "model.model_config"
-    tok_vocab = None
-    if tokenizer_path and os.path.exists(tokenizer_path):
-        from bart_pretrain.tokenizer import Tokenizer
-
-        tok_vocab = Tokenizer.from_file(tokenizer_path).vocab_size
-    if "vocab_size" not in fields:
-        if tok_vocab is None:
-            raise FileNotFoundError(
-                f"tokenizer {tokenizer_path!r} not found (looked for {os.path.abspath(tokenizer_path or '')}): it sets "
-                f"the vocabulary size of {where}; run `make data` in the repository or pass --data.tokenizer_path"
-            )
-        fields["vocab_size"] = tok_vocab
-    elif tok_vocab is not None and tok_vocab != fields["vocab_size"]:
-        raise ValueError(
-            f"{where}: vocab_size={fields['vocab_size']} but tokenizer {tokenizer_path} has {tok_vocab} tokens"
-        )
-    return BartConfig.from_dict(fields)
 
 
 class PretrainModule(Seq2SeqModule):
@@ -63,7 +29,7 @@ class PretrainModule(Seq2SeqModule):
     def __init__(
         self,
         model_config: str | dict = "configs/model/tiny.yaml",
-        tokenizer_path: str = "data/tokenizer/tokenizer.json",
+        tokenizer_path: str = DEFAULT_TOKENIZER,
         optim: OptimConfig | dict | None = None,
         init: InitConfig | None = None,
         reconstruction_documents: int = 32,
