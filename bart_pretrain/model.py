@@ -118,7 +118,17 @@ class Attention(nn.Module):
         k, v = self.heads(F.linear(memory, self.qkv_proj.weight[D:], self.qkv_proj.bias[D:]), 2).unbind(0)
         return k, v
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = False, kv=None, cache=None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        is_causal: bool = False,
+        kv: tuple[Tensor, Tensor] | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """(B, T, D) queries -> (B, T, D). Self-attention on `x` (its keys/values appended to `cache` when decoding),
+        or cross-attention on `kv`, the encoder output's keys/values from `project_kv`."""
         B, T, D = x.shape
         if kv is None:  # self-attention
             q, k, v = self.heads(self.qkv_proj(x), 3).unbind(0)  # each (B, H, T, Dh)
@@ -166,8 +176,8 @@ class EncoderLayer(Block):
         self.self_attn = Attention(c.d_model, c.encoder_attention_heads, c.attention_dropout)
         self.self_attn_layer_norm = nn.LayerNorm(c.d_model)
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        x = self.self_attn_layer_norm(x + self.drop(self.self_attn(x, mask)))
+    def forward(self, x: Tensor, *, mask: Tensor | None) -> Tensor:
+        x = self.self_attn_layer_norm(x + self.drop(self.self_attn(x, mask=mask)))
         return self.final_layer_norm(x + self.drop(self.ffn(x)))
 
 
@@ -181,9 +191,19 @@ class DecoderLayer(Block):
         self.encoder_attn = Attention(c.d_model, c.decoder_attention_heads, c.attention_dropout)
         self.encoder_attn_layer_norm = nn.LayerNorm(c.d_model)
 
-    def forward(self, x, self_mask, is_causal, memory_kv, memory_mask, cache=None) -> Tensor:
-        x = self.self_attn_layer_norm(x + self.drop(self.self_attn(x, self_mask, is_causal, cache=cache)))
-        x = self.encoder_attn_layer_norm(x + self.drop(self.encoder_attn(x, memory_mask, kv=memory_kv)))
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        self_mask: Tensor | None,
+        is_causal: bool,
+        memory_kv: tuple[Tensor, Tensor],
+        memory_mask: Tensor | None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        attn = self.self_attn(x, mask=self_mask, is_causal=is_causal, cache=cache)
+        x = self.self_attn_layer_norm(x + self.drop(attn))
+        x = self.encoder_attn_layer_norm(x + self.drop(self.encoder_attn(x, mask=memory_mask, kv=memory_kv)))
         return self.final_layer_norm(x + self.drop(self.ffn(x)))
 
 
@@ -268,7 +288,7 @@ class Bart(nn.Module):
         mask = padding_mask(attention_mask)
         x = self.encoder.embed(self.embed_tokens(input_ids))
         for layer in self.encoder.layers:
-            x = layer(x, mask)
+            x = layer(x, mask=mask)
         return x, mask
 
     def decode(self, decoder_input_ids, memory, memory_mask, decoder_attention_mask=None) -> Tensor:
@@ -277,7 +297,7 @@ class Bart(nn.Module):
         x = self.decoder.embed(self.embed_tokens(decoder_input_ids))
         for layer in self.decoder.layers:
             kv = layer.encoder_attn.project_kv(memory)
-            x = layer(x, self_mask, is_causal, kv, memory_mask)
+            x = layer(x, self_mask=self_mask, is_causal=is_causal, memory_kv=kv, memory_mask=memory_mask)
         return x
 
     def forward(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask=None, logits_mask=None):
@@ -308,7 +328,7 @@ class Bart(nn.Module):
         if cache.length > 0 and T > 1:  # queries at positions length.. see every cached key and the causal prefix
             mask = torch.ones(T, cache.length + T, dtype=torch.bool, device=tokens.device).tril(cache.length)
         for layer, kv in zip(self.decoder.layers, cache.cross, strict=True):
-            x = layer(x, mask, is_causal, kv, cache.memory_mask, cache=cache)
+            x = layer(x, self_mask=mask, is_causal=is_causal, memory_kv=kv, memory_mask=cache.memory_mask, cache=cache)
         cache.advance(T)
         return self.lm_head(x[:, -1])
 
