@@ -60,10 +60,10 @@ def test_finetune_configs_parse_through_the_cli(path):
 
 
 @pytest.mark.parametrize("path", _yamls("model"), ids=lambda p: p.stem)
-def test_model_configs_load_as_bart_configs(path):
-    from bart_pretrain.model import BartConfig
+def test_model_configs_load_through_the_one_model_config_loader(path):
+    from bart_pretrain.training.model_config import resolve_model_config
 
     fields = yaml.safe_load(path.read_text())
     assert "vocab_size" not in fields  # linked from the tokenizer
-    config = BartConfig.from_dict({**fields, "vocab_size": 8192})
-    assert config.d_model % config.encoder_attention_heads == 0
+    config = resolve_model_config(str(path.relative_to(CONFIGS.parent)), None, vocab_size=8192)
+    assert config.vocab_size == 8192 and config.to_dict() == {**config.to_dict(), **fields}
