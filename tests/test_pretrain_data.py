@@ -160,3 +160,14 @@ def test_restoring_the_data_position_after_the_loader_started_is_refused(world):
     next(iter(late.train_dataloader()))
     with pytest.raises(RuntimeError, match="20550"):
         late.load_state_dict(dm.state_dict())
+
+
+def test_the_reported_padding_is_that_of_the_plan_training_follows(world):
+    from bart_pretrain.data.batching import padding_stats, plan_batches
+
+    dm = _dm(world, max_sentences=2)
+    assert dm.target_padding() is None  # no training plan before the train loader exists
+    dm.train_dataloader()
+    stats = dm.target_padding()
+    plan = plan_batches(dm.train_lengths, dm.max_tokens, seed=dm.seed, max_sentences=2)
+    assert stats == padding_stats(dm.train_lengths, plan) and stats["mean_batch_samples"] <= 2

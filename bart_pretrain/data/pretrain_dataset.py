@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 import noising
-from bart_pretrain.data.batching import BatchKey, pad, padding_stats, plan_batches, shift_tokens_right
+from bart_pretrain.data.batching import BatchKey, pad, shift_tokens_right
 from bart_pretrain.data.documents import to_document
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
@@ -135,8 +135,3 @@ def document_lengths(docs: Any) -> np.ndarray:
         for t in docs.with_format("arrow").iter(batch_size=65536)
     ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-
-def real_token_report(lengths: np.ndarray, max_tokens: int, seed: int = 0) -> dict[str, float]:
-    """Padding of the target side of one epoch's plan (sources vary with the noise; see the logged share)."""
-    return padding_stats(lengths, plan_batches(lengths, max_tokens, seed=seed))

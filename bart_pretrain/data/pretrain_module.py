@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 import noising
-from bart_pretrain.data.batching import TokenBudgetBatchSampler
+from bart_pretrain.data.batching import TokenBudgetBatchSampler, padding_stats
 from bart_pretrain.data.pretrain_dataset import Corruptor, DenoisingDataset, document_lengths
 from bart_pretrain.data.pretrain_stream import (
     StreamingDenoisingDataset,
@@ -221,6 +221,15 @@ class PretrainDataModule(pl.LightningDataModule):
             fixed_epoch=0, trace=True,
         )  # fmt: skip
         return self._loader(dataset, sampler)
+
+    def target_padding(self) -> dict[str, float] | None:
+        """Padding of the target side of this epoch's training plan, the very plan the train sampler follows (seed,
+        epoch, ``max_sentences``, ranks); sources vary with the noise (see the logged share). None when streaming."""
+        loader = self._train_loader
+        lengths = getattr(self, "train_lengths", None)
+        if lengths is None or loader is None or isinstance(loader, StreamingLoader):
+            return None
+        return padding_stats(lengths, loader.sampler.global_plan())
 
     @property
     def val_seed(self) -> int:

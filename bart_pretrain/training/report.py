@@ -91,10 +91,9 @@ def build_report(trainer: pl.Trainer, module, datamodule, seconds: float, sessio
         "val_points": [[int(s), float(v)] for s, v in val_points],
         "parameters": sum(p.numel() for p in module.model.parameters()),
     }
-    if getattr(datamodule, "train_lengths", None) is not None:
-        from bart_pretrain.data.pretrain_dataset import real_token_report
-
-        report["target_real_token_share"] = real_token_report(datamodule.train_lengths, datamodule.max_tokens)
+    padding = datamodule.target_padding() if hasattr(datamodule, "target_padding") else None
+    if padding is not None:
+        report["target_real_token_share"] = padding
     split = {k.removeprefix("val/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     report["val_last"] = {k: split[k] for k in sorted(split) if k.startswith(("loss", "token_acc"))}
     recon = final_reconstruction(module, trainer)
