@@ -1,5 +1,7 @@
-"""A tiny pretraining world made inside the tests: a corpus, a tokenizer trained on it, a d_model=32 BART and a
-config file for `bart-pretrain pretrain`. No network, no data/ directory."""
+"""The tests' tiny world, made inside the tests: a corpus, a tokenizer trained on it, the tiny BART shape
+(:data:`TINY_SHAPE`, also what the fine-tuning and summarize tests train) and a config file for
+`bart-pretrain pretrain`. No network, no data/ directory. (conftest.py holds only hooks: pytest discourages importing
+it, so the factories live here.)"""
 
 from __future__ import annotations
 
@@ -13,6 +15,18 @@ WORDS = (
     "the a system file package kernel module python data network user library tool shell device memory "
     "driver process thread signal socket buffer queue lock mutex string list value error format parser"
 ).split()
+
+# BartConfig fields of the tiny model every training test uses (the vocabulary comes from the tokenizer).
+TINY_SHAPE = dict(
+    d_model=32,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=64,
+    decoder_ffn_dim=64,
+    max_position_embeddings=128,
+)
 
 
 def _text(rng: random.Random) -> str:
@@ -36,17 +50,7 @@ def make_world(root: Path, n_train: int = 60, n_val: int = 8, **overrides) -> Pa
                 f.write(json.dumps({"id": f"{split}-{i}", "text": t}) + "\n")
     tok = train_tokenizer(texts["train"] * 3, vocab_size=400)
     tok.save(root / "tokenizer.json")
-    model = {
-        "d_model": 32,
-        "encoder_layers": 1,
-        "decoder_layers": 1,
-        "encoder_attention_heads": 2,
-        "decoder_attention_heads": 2,
-        "encoder_ffn_dim": 64,
-        "decoder_ffn_dim": 64,
-        "max_position_embeddings": 128,
-        "dropout": 0.1,
-    }
+    model = {**TINY_SHAPE, "dropout": 0.1}
     (root / "model.yaml").write_text(yaml.safe_dump(model))
     config = {
         "seed_everything": 7,

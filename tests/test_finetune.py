@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from pretrain_world import TINY_SHAPE
 
 from bart_pretrain.commands.finetune import main as finetune_main
 from bart_pretrain.data.summarization_pairs import collate_pairs
@@ -13,8 +14,7 @@ from bart_pretrain.tokenizer import train_tokenizer
 from bart_pretrain.training.finetune import MissingCheckpointError, SummarizationModule
 from bart_pretrain.training.losses import token_cross_entropy
 
-TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-            encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128, dropout=0.0)  # fmt: skip
+TINY = TINY_SHAPE | {"dropout": 0.0}
 WORDS = "alpha beta gamma delta parser library tool image audio network file system python shell data".split()
 
 
