@@ -19,6 +19,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from pretrain_world import make_world
@@ -123,6 +124,7 @@ def _assert_same_weights(a: dict, b: dict, what: str) -> None:
     assert not different, f"{what}: weights differ from the uninterrupted run: {different[:5]}"
 
 
+@pytest.mark.slow  # subprocesses: two full training runs
 def test_sigkill_at_a_random_step_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     seed = random.randrange(1 << 30)
     kill_at = random.Random(seed).randint(CHECKPOINT_EVERY + 1, MAX_STEPS - 2)  # after >= 1 checkpoint, before the end
@@ -146,6 +148,7 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_weights_of_an_uninterrup
     _assert_same_weights(final["state_dict"], reference["state_dict"], f"killed at step {kill_at} (seed {seed})")
 
 
+@pytest.mark.slow  # subprocesses
 def test_sigkill_mid_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_path):
     # The n-th torch.save of the run stalls half-way through the file: checkpoints are at steps 2, 4, ...
     nth = random.Random().randint(2, MAX_STEPS // CHECKPOINT_EVERY - 1)

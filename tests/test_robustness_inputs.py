@@ -206,6 +206,7 @@ def test_unknown_config_key_is_a_usage_error_before_training(world, tmp_path, tr
     assert training_steps == [] and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a subprocess through the installed console script
 def test_unknown_key_in_a_config_file_exits_nonzero_from_the_installed_cli(world, tmp_path):
     config = yaml.safe_load((world / "pretrain.yaml").read_text())
     config["run_dir"] = str(tmp_path / "run")
