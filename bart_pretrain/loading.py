@@ -34,7 +34,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint dict by ``torch.load(weights_only=True)``: tensors, plain containers and the config dataclasses our
     modules may save (an allow-list); anything else is refused, since unpickling it could run arbitrary code."""
     from bart_pretrain.generation import GenerationConfig
-    from bart_pretrain.training.optim import OptimConfig
+    from bart_pretrain.optim import OptimConfig
 
     # Where checkpoints written before a move pickled these classes (the name stays readable, it runs no code).
     former = {

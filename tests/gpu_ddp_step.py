@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.optim import OptimConfig
 from bart_pretrain.training.module import Seq2SeqModule
-from bart_pretrain.training.optim import OptimConfig
 
 CONFIG = BartConfig(
     vocab_size=96,

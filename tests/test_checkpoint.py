@@ -19,8 +19,8 @@ from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.io import HOST
 from bart_pretrain.loading import TOKENIZER_KEY, load_model, read_checkpoint
 from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.optim import OptimConfig
 from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
-from bart_pretrain.training.optim import OptimConfig
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,22 @@ def test_the_allow_list_admits_the_config_dataclasses_modules_save(tmp_path):
     loaded = load_model(tmp_path / "ok.ckpt")  # ... our allow-list does not
     assert loaded.generation == {**GenerationConfig().__dict__, "num_beams": 2, "max_length": 9}
     assert loaded.tokenizer is None and "records no tokenizer" in loaded.tokenizer_note
+
+
+def test_checkpoints_that_pickled_optim_config_under_its_former_module_still_load(tmp_path, monkeypatch):
+    import bart_pretrain.training
+
+    # As a checkpoint written while OptimConfig lived in bart_pretrain/training.py pickles it.
+    monkeypatch.setattr(OptimConfig, "__module__", "bart_pretrain.training")
+    monkeypatch.setattr(bart_pretrain.training, "OptimConfig", OptimConfig, raising=False)
+    ckpt = _minimal_checkpoint()
+    ckpt["hyper_parameters"]["optim"] = OptimConfig(lr=1e-4)
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    monkeypatch.undo()
+    assert "bart_pretrain.training.OptimConfig" in torch.serialization.get_unsafe_globals_in_checkpoint(
+        tmp_path / "old.ckpt"
+    )
+    assert read_checkpoint(tmp_path / "old.ckpt")["hyper_parameters"]["optim"] == OptimConfig(lr=1e-4)
 
 
 def test_a_truncated_checkpoint_is_a_one_line_error(tmp_path):

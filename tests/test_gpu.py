@@ -20,9 +20,9 @@ from bart_pretrain.bench.gpu import main as bench_gpu
 from bart_pretrain.bench.gpu import peak_for, shipped_config
 from bart_pretrain.bench.model import make_batch
 from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.optim import OptimConfig
 from bart_pretrain.training.losses import linear_cross_entropy
 from bart_pretrain.training.module import Seq2SeqModule
-from bart_pretrain.training.optim import OptimConfig
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()

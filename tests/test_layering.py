@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bart_pretrain", "noising")
 
 # (module prefix, rank, layer name); the longest prefix decides. A module may import ranks <= its own, and at an equal
-# rank only its own layer. training.optim and training.losses are torch-only, like the model: inference unpickles
-# OptimConfig from a checkpoint and the benchmarks time the loss kernel without Lightning.
+# rank only its own layer. optim (OptimConfig, the schedule) is torch-only like the model: checkpoints pickle
+# OptimConfig, and inference unpickles it without Lightning.
 LAYERS = [
     ("noising", 0, "noising"),
     ("bart_pretrain", 0, "package"),
@@ -31,8 +31,7 @@ LAYERS = [
     ("bart_pretrain.paths", 0, "utilities"),
     ("bart_pretrain.model", 1, "model"),
     ("bart_pretrain.generation", 1, "model"),
-    ("bart_pretrain.training.optim", 1, "model"),
-    ("bart_pretrain.training.losses", 1, "model"),
+    ("bart_pretrain.optim", 1, "model"),
     ("bart_pretrain.tokenizer", 2, "tokenizer"),
     ("bart_pretrain.data", 3, "data"),
     ("bart_pretrain.hf", 4, "interop"),
@@ -208,7 +207,7 @@ import sys, torch
 import bart_pretrain.commands.export_hf, bart_pretrain.commands.summarize, bart_pretrain.evaluate
 from bart_pretrain.loading import load_model
 from bart_pretrain.model import Bart, BartConfig
-from bart_pretrain.training.optim import OptimConfig
+from bart_pretrain.optim import OptimConfig
 cfg = BartConfig(vocab_size=300, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
                  decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=32)
 model = Bart(cfg)

@@ -7,9 +7,9 @@ from pretrain_world import make_world, weights
 
 from bart_pretrain.commands.pretrain import main, make_cli
 from bart_pretrain.loading import load_bart
+from bart_pretrain.optim import OptimConfig, lr_factor
 from bart_pretrain.training.checkpoints import AtomicCheckpointIO, NonFiniteWeightsError
 from bart_pretrain.training.module import NonFiniteLossError
-from bart_pretrain.training.optim import OptimConfig, lr_factor
 from bart_pretrain.training.pretrain import PretrainModule
 
 

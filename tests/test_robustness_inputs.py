@@ -257,7 +257,7 @@ def test_guard_checks_a_streamed_corpus_up_front(tmp_path, name, content, messag
 
 
 def test_guard_lists_the_allowed_keys():
-    from bart_pretrain.training.optim import OptimConfig
+    from bart_pretrain.optim import OptimConfig
 
     guards.check_keys("--model.optim", {"lr": 1.0}, OptimConfig)
     with pytest.raises(ValueError, match=r"--model\.optim: unknown key\(s\) 'lrr'; allowed: lr, betas, eps"):

@@ -17,11 +17,11 @@ import torch
 from bart_pretrain.data.batching import shift_tokens_right
 from bart_pretrain.evaluate import summarize_texts
 from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.optim import OptimConfig
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
 from bart_pretrain.training.model_config import resolve_model_config
 from bart_pretrain.training.module import Seq2SeqModule
-from bart_pretrain.training.optim import OptimConfig
 
 DEFAULT_INIT = "runs/pretrain/tiny/checkpoints/last.ckpt"
 

@@ -1,6 +1,6 @@
 """:class:`Seq2SeqModule`, the LightningModule base pretraining and fine-tuning subclass: token-level cross-entropy
 normalised by the number of target tokens of the whole optimizer step (all accumulated batches, all ranks), AdamW
-with warmup + decay (``training.optim``), a non-finite loss guard.
+with warmup + decay (``bart_pretrain.optim``), a non-finite loss guard.
 
 Normalisation (fairseq's ``--sentence-avg false``): each batch backpropagates its SUM of token losses; before the
 optimizer step the gradients are scaled by ``1 / N`` where N is the all-reduced token count of the step, so the
@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from bart_pretrain.optim import build_optimizer, build_scheduler
 from bart_pretrain.training.losses import linear_cross_entropy
-from bart_pretrain.training.optim import build_optimizer, build_scheduler
 
 # Backward runs on sum(token losses) / LOSS_SCALE and the gradients are rescaled before the step. A power of two, so
 # the scaling is exact in floating point; it only keeps fp16 gradients in range.

@@ -15,12 +15,12 @@ from typing import Literal
 import torch
 
 from bart_pretrain.model import Bart
+from bart_pretrain.optim import OptimConfig
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
 from bart_pretrain.training.losses import token_losses
 from bart_pretrain.training.model_config import resolve_model_config
 from bart_pretrain.training.module import Seq2SeqModule
-from bart_pretrain.training.optim import OptimConfig
 
 
 class PretrainModule(Seq2SeqModule):
