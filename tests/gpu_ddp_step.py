@@ -9,24 +9,14 @@ import sys
 
 import pytorch_lightning as pl
 import torch
+from pretrain_world import TINY_SHAPE
 from torch.utils.data import DataLoader
 
 from bart_pretrain.model import Bart, BartConfig
 from bart_pretrain.optim import OptimConfig
 from bart_pretrain.training.module import Seq2SeqModule
 
-CONFIG = BartConfig(
-    vocab_size=96,
-    d_model=32,
-    encoder_layers=1,
-    decoder_layers=1,
-    encoder_attention_heads=2,
-    decoder_attention_heads=2,
-    encoder_ffn_dim=64,
-    decoder_ffn_dim=64,
-    max_position_embeddings=32,
-    dropout=0.0,
-)
+CONFIG = BartConfig(**(TINY_SHAPE | {"vocab_size": 96, "max_position_embeddings": 32, "dropout": 0.0}))
 
 
 def batches() -> list[dict]:
