@@ -63,7 +63,7 @@ def test_shipped_model_yaml_builds_a_config(name):
     fields = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
     assert "vocab_size" not in fields  # linked from the tokenizer
     c = BartConfig(vocab_size=8192, **fields)
-    expected = {"tiny": (256, 3, 1024), "base": (768, 6, 3072), "large": (1024, 12, 4096)}[name]
+    expected = {"tiny": (128, 2, 512), "base": (768, 6, 3072), "large": (1024, 12, 4096)}[name]
     assert (c.d_model, c.encoder_layers, c.encoder_ffn_dim) == expected
 
 

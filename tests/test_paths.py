@@ -25,7 +25,7 @@ def test_a_shipped_config_works_from_another_directory(tmp_path, monkeypatch):
     cli = make_cli(["-c", str(REPO / "configs" / "pretrain" / "tiny.yaml"), "--run_dir", str(tmp_path / "run"), *data])
     assert cli.datamodule.noise_spec == str(REPO / "configs" / "noise" / "bart_large.yaml")
     assert cli.config["model.model_config"] == str(REPO / "configs" / "model" / "tiny.yaml")
-    assert cli.model.model.config.d_model == 256 and cli.model.model.config.vocab_size == 400
+    assert cli.model.model.config.d_model == 128 and cli.model.model.config.vocab_size == 400
 
 
 def test_relative_paths_in_a_config_file_are_looked_for_beside_it(tmp_path, monkeypatch):
