@@ -13,11 +13,11 @@ import numpy as np
 
 from noising.base import Document, NoiseContext, sample_rng
 
-Noise = Callable[[Document, np.random.Generator, NoiseContext], Document]
+NoiseFn = Callable[[Document, np.random.Generator, NoiseContext], Document]
 
 
 def trace(
-    noise: Noise, doc: Document, seed: int, epoch: int, index: int, ctx: NoiseContext
+    noise: NoiseFn, doc: Document, seed: int, epoch: int, index: int, ctx: NoiseContext
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(corrupted tokens, input offset of each of them or -1 for a new token: mask, random or inserted), for the
     sample ``(seed, epoch, index)``; None if provenance cannot be traced (the noise reads token values, or the
@@ -44,7 +44,7 @@ def trace(
 
 
 def corrupted_positions(
-    noise: Noise, doc: Document, seed: int, epoch: int, index: int, ctx: NoiseContext
+    noise: NoiseFn, doc: Document, seed: int, epoch: int, index: int, ctx: NoiseContext
 ) -> np.ndarray | None:
     """Bool per token of ``doc``: True where the token is absent from the corrupted output (masked, deleted or
     replaced), False where it survives, in place or moved; None if provenance cannot be traced."""

@@ -20,6 +20,7 @@ import numpy as np
 import noising
 from bart_pretrain.data.noise_config import load_noise
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
+from noising.provenance import trace
 
 KEPT, MASKED, DELETED, INSERTED, MOVED, RANDOM = "kept", "masked", "deleted", "inserted", "moved", "random"
 ANSI = {MASKED: "1;33", DELETED: "9;31", INSERTED: "1;32", MOVED: "36", RANDOM: "1;35"}
@@ -30,29 +31,12 @@ def annotate(
     pipe: noising.Pipeline, doc: noising.Document, seed: int, epoch: int, index: int, ctx: noising.NoiseContext
 ) -> tuple[list[str], np.ndarray, list[str]] | None:
     """(label per input token, output tokens, label per output token); None if provenance cannot be traced."""
-    out = pipe(doc, noising.sample_rng(seed, epoch, index), ctx).tokens
-    n = len(doc)
-    stand_ins = np.setdiff1d(np.arange(ctx.vocab_size), ctx.special_ids)[: n - 2]
-    if len(stand_ins) < n - 2:
-        return None
-    traced = pipe(
-        doc.replace(tokens=np.concatenate(([ctx.bos_id], stand_ins, [ctx.eos_id]))),
-        noising.sample_rng(seed, epoch, index),
-        ctx,
-    ).tokens
-    if len(traced) != len(out):
+    traced = trace(pipe, doc, seed, epoch, index, ctx)
+    if traced is None:
         return None  # the recipe reads token values: the stand-in run took another path
-    source = np.full(len(out), -1)  # input offset each output token came from; -1 for new tokens
-    is_stand_in = np.isin(traced, stand_ins)
-    source[is_stand_in] = np.searchsorted(stand_ins, traced[is_stand_in]) + 1
-    source[0], source[-1] = 0, n - 1
-    # Random replacements are the same draws in both runs; one may equal a stand-in id by chance, so a token
-    # "came from" input offset j only if it also equals the input token there.
-    came = (source >= 0) & (out == doc.tokens[np.maximum(source, 0)])
-    source[~came] = -1
-    is_mask = traced == ctx.mask_id
-    if not np.array_equal(out[~came], traced[~came]):
-        return None
+    out, source = traced  # source: input offset each output token came from; -1 for new tokens
+    n, came = len(doc), source >= 0
+    is_mask = out == ctx.mask_id
     after = [KEPT if s >= 0 else (MASKED if m else RANDOM) for s, m in zip(source, is_mask, strict=True)]
     before = [KEPT] * n
     in_order = longest_increasing(source[came].tolist())  # the largest set of tokens left in their order
