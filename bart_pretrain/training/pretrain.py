@@ -73,7 +73,7 @@ class PretrainModule(Seq2SeqModule):
         self.save_hyperparameters(
             {
                 "model_config": config.to_dict(),
-                "tokenizer_path": str(Path(tokenizer_path).resolve()),
+                "tokenizer_path": str(Path(tokenizer_path).absolute()),
                 "optim": asdict(self.optim),
                 "init": asdict(self.init_config),
                 "reconstruction_documents": reconstruction_documents,
