@@ -590,6 +590,7 @@ def markdown(summary: dict) -> str:
             f"| {_num(r['paper_cnndm_ppl'], 2) if r['paper_cnndm_ppl'] is not None else '—'} "
             f"| {_rank(r.get('paper_rank'))} |"
         )
+    seconds = [c["seconds"]["pretrain"] + c["seconds"]["finetune"] for c in summary["cells"]]
     n = len(a["recipes"])
     agreement = (
         f"Spearman rho = {_num(a['spearman_rho'])}, Kendall tau = {_num(a['kendall_tau'])} over {n} recipes "
@@ -600,6 +601,12 @@ def markdown(summary: dict) -> str:
     lines += [
         "",
         f"Rank agreement with the paper (our fine-tune validation perplexity vs. the paper's): {agreement}.",
+        "",
+        *(
+            [f"Time per cell: {sum(seconds) / len(seconds) / 60:.1f} minutes on average (both stages)."]
+            if seconds
+            else []
+        ),
         "",
         f"Paper values: {summary['paper_source']}; the paper fine-tunes on CNN/DM, we on the configured "
         "summarization pairs, so compare ranks, not values. Pretraining losses are not comparable across recipes "
