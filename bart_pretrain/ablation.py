@@ -372,6 +372,10 @@ def finetune_val_loss(run_dir: Path) -> tuple[int, float]:
     return last
 
 
+class StageFailed(RuntimeError):
+    """A stage exited with a non-zero code (it has printed why); the cell stays unfinished, a rerun resumes it."""
+
+
 def run_stage(name: str, main, argv: list[str]) -> None:
     import warnings
 
@@ -379,7 +383,7 @@ def run_stage(name: str, main, argv: list[str]) -> None:
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         code = main(argv)
     if code:
-        raise RuntimeError(f"{name} exited with code {code}; rerun the same command to resume")
+        raise StageFailed(f"{name} exited with code {code}; rerun the same command to resume")
 
 
 def run_cell(config: AblationConfig, cell: Cell, log=print) -> dict:
@@ -405,7 +409,7 @@ def run_cell(config: AblationConfig, cell: Cell, log=print) -> dict:
             run_stage(f"{cell.name}: pretraining", pretrain_main, argv)
             report = pretrain_report(cell, config.pretrain_steps)
         if report is None:
-            raise RuntimeError(f"{cell.name}: pretraining finished without {cell.pretrain_dir / 'report.json'}")
+            raise StageFailed(f"{cell.name}: pretraining finished without {cell.pretrain_dir / 'report.json'}")
     t1 = time.perf_counter()
     if cell.finetune_dir.exists():  # a fine-tune killed before its metrics.json: restart the stage
         log(f"[{cell.name}] removing the unfinished fine-tune in {cell.finetune_dir}; fine-tuning again")
@@ -415,6 +419,11 @@ def run_cell(config: AblationConfig, cell: Cell, log=print) -> dict:
     t2 = time.perf_counter()
     metrics = json.loads((cell.finetune_dir / "metrics.json").read_text(encoding="utf-8"))
     tuned = metrics["from_pretrained"]
+    if tuned["steps"] != config.finetune_steps:  # stopped early (an interrupt it survived): not this grid's budget
+        raise StageFailed(
+            f"{cell.name}: the fine-tune stopped at step {tuned['steps']} of {config.finetune_steps}; rerun the "
+            "same command to fine-tune this cell again"
+        )
     val_step, val_loss = finetune_val_loss(cell.finetune_dir / "from_pretrained")
     recon = report.get("reconstruction") or {}
     result = {
@@ -603,7 +612,7 @@ def markdown(summary: dict) -> str:
         f"Rank agreement with the paper (our fine-tune validation perplexity vs. the paper's): {agreement}.",
         "",
         *(
-            [f"Time per cell: {sum(seconds) / len(seconds) / 60:.1f} minutes on average (both stages)."]
+            [f"Time per cell (both stages, this run's sessions): {sum(seconds) / len(seconds):.0f} s on average."]
             if seconds
             else []
         ),
@@ -663,12 +672,12 @@ def plot(summary: dict, path: Path) -> None:
         ax.bar([i + offset for i in x], mean, width, yerr=[low, high], capsize=3, label=label)
 
     ax = axes[0]
-    bars(ax, "finetune_val_ppl", 0.0, 0.6, "ours: fine-tune val ppl (min-max over seeds)")
+    bars(ax, "finetune_val_ppl", 0.0, 0.6, "ours (min-max over seeds)")
     ax.set_ylabel("our fine-tune validation perplexity")
     paper = [(i, r["paper_cnndm_ppl"]) for i, r in enumerate(rows) if r["paper_cnndm_ppl"] is not None]
     if paper:
         twin = ax.twinx()
-        twin.plot([i for i, _ in paper], [p for _, p in paper], "D", color="tab:red", label="paper CNN/DM ppl")
+        twin.plot([i for i, _ in paper], [p for _, p in paper], "D", color="tab:red", label="paper")
         twin.set_ylabel("paper CNN/DM perplexity (Table 1)", color="tab:red")
         twin.legend(loc="upper right", fontsize=8)
     a = summary["agreement"]
@@ -736,10 +745,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{cell.name}] cell {k}/{len(grid)}")
             try:
                 run_cell(config, cell)
-            except RuntimeError as e:
+            except StageFailed as e:
                 write_results(config)
                 print(f"bart-pretrain ablate: error: {e}", file=sys.stderr)
                 return 1
+            except BaseException:  # the traceback follows; the finished cells' table is kept
+                print(f"[{cell.name}] failed; its directory is kept and a rerun resumes it", file=sys.stderr)
+                write_results(config)
+                raise
             write_results(config)  # the table grows as cells finish
     summary = write_results(config)
     print(markdown(summary))
