@@ -300,9 +300,19 @@ def finetune_argv(config: AblationConfig, cell: Cell) -> list[str]:
     return ["-c", str(config.finetune_config), *_flags(harness), *_flags(config.finetune_overrides)]
 
 
+def content_hash(path: Path) -> str:
+    """sha256 of a YAML file's parsed content: an edited comment keeps it, an edited value changes it."""
+    import hashlib
+
+    content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def cell_settings(config: AblationConfig, cell: Cell) -> dict[str, Any]:
+    """What a cell's results depend on: both command lines and the content of the files they name first."""
+    files = (cell.recipe.path, config.pretrain_config, config.finetune_config)
     return {"recipe": cell.recipe.name, "seed": cell.seed, "pretrain": pretrain_argv(config, cell),
-            "finetune": finetune_argv(config, cell)}  # fmt: skip
+            "finetune": finetune_argv(config, cell), "inputs": {str(p): content_hash(p) for p in files}}  # fmt: skip
 
 
 def check_cells(config: AblationConfig) -> None:
@@ -314,10 +324,15 @@ def check_cells(config: AblationConfig) -> None:
             continue
         old, new = json.loads(recorded.read_text(encoding="utf-8")), cell_settings(config, cell)
         if old != new:
-            stage = next(k for k in new if old.get(k) != new[k])
+            key = next(k for k in new if old.get(k) != new[k])
+            if key == "inputs":
+                changed = next(p for p in new["inputs"] if (old.get("inputs") or {}).get(p) != new["inputs"][p])
+                what = f"another version of {changed} (its content changed since)"
+            else:
+                what = f"other {key} settings ({old.get(key)!r}, now {new[key]!r})"
             raise ValueError(
-                f"cell {cell.name} in {cell.dir} was run with other {stage} settings ({old.get(stage)!r}, now "
-                f"{new[stage]!r}); use another out_dir (--out_dir) or delete that cell's directory"
+                f"cell {cell.name} in {cell.dir} was run with {what}; use another out_dir (--out_dir) or delete that "
+                "cell's directory"
             )
 
 

@@ -121,6 +121,9 @@ def test_rerun_skips_finished_cells(grid, monkeypatch, capsys):
     assert main(["-c", str(config)]) == 0
     assert capsys.readouterr().out.count("finished earlier") == 2
     assert (out / "results.md").read_text() == before
+    (out / "results.md").unlink()
+    assert main(["-c", str(config), "--table_only"]) == 0
+    assert (out / "results.md").read_text() == before
 
 
 def _spy(monkeypatch, module, calls):
@@ -184,6 +187,23 @@ def test_a_changed_budget_refuses_to_reuse_the_cells(grid, tmp_path, capsys):
     assert main(["-c", str(tmp_path / "changed.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "was run with other pretrain settings" in err and "--out_dir" in err
+
+
+def test_an_edited_recipe_refuses_to_reuse_the_cells(tmp_path, capsys):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text((CONFIGS / "noise" / "token_deletion.yaml").read_text())
+    config = write_grid(tmp_path, recipes=[str(recipe)])
+    cell = load_config(config).recipes[0]
+    settings = ablation.cell_settings(load_config(config), ablation.cells(load_config(config))[0])
+    (tmp_path / "grid" / "mine" / "seed5").mkdir(parents=True)
+    (tmp_path / "grid" / "mine" / "seed5" / "cell.json").write_text(json.dumps(settings))
+    ablation.check_cells(load_config(config))  # the same settings: reusable
+    recipe.write_text("# a comment changes nothing\n" + recipe.read_text())
+    ablation.check_cells(load_config(config))
+    recipe.write_text(recipe.read_text().replace("ratio: 0.15", "ratio: 0.2"))
+    assert main(["-c", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"was run with another version of {cell.path} (its content changed since)" in err
 
 
 @pytest.mark.parametrize(
