@@ -372,8 +372,8 @@ def pretrain_report(cell: Cell, steps: int) -> dict | None:
 
 
 def finetune_val_loss(run_dir: Path) -> tuple[int, float]:
-    """(step, val/loss) of the last validation in a fine-tune's CSV log (``<run>/metrics.csv``): the loss without
-    label smoothing on the validation subset."""
+    """(optimizer steps done, val/loss) of the last validation in a fine-tune's CSV log (``<run>/metrics.csv``, whose
+    ``step`` column counts from 0): the loss without label smoothing on the validation subset."""
     path = run_dir / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the fine-tune wrote no CSV log; its validation loss is read from there")
@@ -381,7 +381,7 @@ def finetune_val_loss(run_dir: Path) -> tuple[int, float]:
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if row.get("val/loss"):
-                last = (int(row["step"]), float(row["val/loss"]))
+                last = (int(row["step"]) + 1, float(row["val/loss"]))
     if last is None:
         raise ValueError(f"{path}: no val/loss row; the fine-tune never validated (trainer.val_check_interval?)")
     return last

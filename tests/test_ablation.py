@@ -102,6 +102,7 @@ def test_table_rows_are_the_cells_own_results_ranked_by_finetune_perplexity(grid
     assert "CNN/DM perplexity" in (out / "results.md").read_text()
     summary = json.loads((out / "results.json").read_text())
     assert summary["cells_finished"] == summary["cells_total"] == 2
+    assert [(c["pretrain_val_step"], c["finetune_val_step"]) for c in summary["cells"]] == [(8, 3), (8, 3)]  # the end
     assert [r["recipe"] for r in summary["rows"]] == order
     csv_rows = (out / "results.csv").read_text().splitlines()
     assert len(csv_rows) == 3 and csv_rows[0].startswith("rank,recipe,path,seeds,pretrain_val_loss_mean")
