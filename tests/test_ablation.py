@@ -288,3 +288,16 @@ def test_shipped_ablation_configs_load_and_their_cells_parse(path, monkeypatch):
     config = load_config(path, out_dir=str(tmp / "runs" / "never-written"))
     assert len(config.recipes) >= 6 and [r.paper is not None for r in config.recipes].count(True) == 6
     ablation.check_overrides(config)  # raises ValueError naming the override the CLI rejects
+
+
+def test_a_pretraining_killed_between_its_last_checkpoint_and_its_report_is_run_again(grid, capsys):
+    config, out = grid
+    cell = out / "token_deletion" / "seed5"
+    done = json.loads((cell / "done.json").read_text())
+    for stale in ("done.json", "pretrain/report.json"):
+        (cell / stale).unlink()
+    shutil.rmtree(cell / "finetune")
+    assert main(["-c", str(config)]) == 0
+    assert "had already finished but left no report; pretraining again" in capsys.readouterr().out
+    again = json.loads((cell / "done.json").read_text())
+    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in done.items() if k != "seconds"}
