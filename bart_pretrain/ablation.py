@@ -163,6 +163,36 @@ def _recipes(value: Any, config_file: Path) -> tuple[Recipe, ...]:
     return tuple(recipes)
 
 
+def noise_schedule(pretrain_config: Path, overrides: Mapping[str, Any]):
+    """The pretraining's ``data.noise_schedule`` (base config, then overrides) as a :class:`noising.NoiseSchedule`,
+    or None."""
+    from noising.schedule import NoiseSchedule
+
+    data = (yaml.safe_load(pretrain_config.read_text(encoding="utf-8")) or {}).get("data") or {}
+    fields = dict(overrides.get("data.noise_schedule", data.get("noise_schedule")) or {})
+    fields |= {k.removeprefix("data.noise_schedule."): v for k, v in overrides.items()
+               if k.startswith("data.noise_schedule.")}  # fmt: skip
+    return NoiseSchedule(**fields) if fields else None
+
+
+def check_schedule(config: AblationConfig, config_file: Path) -> None:
+    """A curriculum that scales each noise's ``ratio``/``probability`` cannot scale a plug-in without one: say so now,
+    not when that recipe's cell starts."""
+    from bart_pretrain.noise_config import load_noise
+
+    schedule = noise_schedule(config.pretrain_config, config.pretrain_overrides)
+    if schedule is None:
+        return
+    for i, recipe in enumerate(config.recipes):
+        try:
+            schedule.check(load_noise(recipe.path))
+        except ValueError as e:
+            raise ValueError(
+                f"{config_file}: recipes[{i}]={str(recipe.path)!r} under the pretraining's data.{e}; e.g. "
+                "pretrain_overrides: {data.noise_schedule.mode: mix}"
+            ) from None
+
+
 def load_config(path: str | Path, out_dir: str | None = None) -> AblationConfig:
     """Read and validate an ablation YAML (configs/ablation/); every error names the field, the value and what is
     allowed, before any cell runs."""
@@ -195,7 +225,7 @@ def load_config(path: str | Path, out_dir: str | None = None) -> AblationConfig:
         raise ValueError(f"{config_file}: seeds={seeds!r}: duplicate seed; each seed must appear once")
     if not isinstance(raw["out_dir"], str) or not raw["out_dir"]:
         raise ValueError(f"{config_file}: out_dir={raw['out_dir']!r}: must be a directory path")
-    return AblationConfig(
+    config = AblationConfig(
         pretrain_config=_input_path(raw["pretrain_config"], "pretrain_config", config_file),
         finetune_config=_input_path(raw["finetune_config"], "finetune_config", config_file),
         recipes=_recipes(raw["recipes"], config_file),
@@ -208,6 +238,8 @@ def load_config(path: str | Path, out_dir: str | None = None) -> AblationConfig:
         finetune_overrides=_overrides(raw.get("finetune_overrides"), "finetune_overrides", RESERVED_FINETUNE,
                                       config_file),
     )  # fmt: skip
+    check_schedule(config, config_file)
+    return config
 
 
 # --- cells --------------------------------------------------------------------------------------------------

@@ -246,6 +246,23 @@ def test_a_recipe_with_an_unknown_noise_fails_at_load(tmp_path):
         load_config(path)
 
 
+def test_a_plugin_the_noise_curriculum_cannot_scale_fails_at_load(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugin_fixtures"))
+    recipe = tmp_path / "every_third.yaml"  # a plug-in recipe by path; MaskEveryNth has no ratio/probability field
+    recipe.write_text("noises:\n  - class_path: outside_noises.MaskEveryNth\n    init_args: {n: 3}\n")
+    base = {"pretrain_config": "configs/pretrain/tiny.yaml", "finetune_config": "configs/finetune/debian_tiny.yaml",
+            "recipes": ["configs/noise/bart_large.yaml", str(recipe)],
+            "seeds": [1], "pretrain_steps": 2, "finetune_steps": 2, "out_dir": "x",
+            "pretrain_overrides": {"data.noise_schedule": {"steps": 10, "mode": "ratio"}}}  # fmt: skip
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(base))
+    with pytest.raises(ValueError, match=r"recipes\[1\]=.*noise_schedule.mode='ratio'.*has no field ratio"):
+        load_config(path)
+    path.write_text(yaml.safe_dump(base | {"pretrain_overrides": {"data.noise_schedule.steps": 10,
+                                                                  "data.noise_schedule.mode": "mix"}}))  # fmt: skip
+    assert [(r.name, r.paper) for r in load_config(path).recipes][1] == ("every_third", None)
+
+
 def test_a_misspelt_override_fails_before_any_cell(tmp_path, capsys):
     config = write_grid(tmp_path, finetune_overrides={"data.test_subest": 3})
     assert main(["-c", str(config)]) == 2
