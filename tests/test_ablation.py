@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import bart_pretrain.finetune
-import bart_pretrain.pretrain
-from bart_pretrain import ablation
-from bart_pretrain.ablation import kendall_tau, load_config, main, spearman_rho
+import bart_pretrain.commands.finetune
+import bart_pretrain.commands.pretrain
+from bart_pretrain.commands import ablate as ablation
+from bart_pretrain.commands.ablate import kendall_tau, load_config, main, spearman_rho
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pretrain_world import WORDS, make_world  # noqa: E402
@@ -115,8 +115,8 @@ def test_rerun_skips_finished_cells(grid, monkeypatch, capsys):
     def refuse(argv):
         raise AssertionError(f"a finished cell ran again: {argv}")
 
-    monkeypatch.setattr(bart_pretrain.pretrain, "main", refuse)
-    monkeypatch.setattr(bart_pretrain.finetune, "main", refuse)
+    monkeypatch.setattr(bart_pretrain.commands.pretrain, "main", refuse)
+    monkeypatch.setattr(bart_pretrain.commands.finetune, "main", refuse)
     monkeypatch.setattr(ablation, "check_overrides", lambda config: None)  # it parses through the real CLIs
     before = (out / "results.md").read_text()
     assert main(["-c", str(config)]) == 0
@@ -144,8 +144,8 @@ def test_a_killed_finetune_is_redone_without_pretraining_again(grid, monkeypatch
     (cell / "done.json").unlink()
     (cell / "finetune" / "metrics.json").unlink()  # killed during the test-split evaluation
     calls = {"pretrain": [], "finetune": []}
-    _spy(monkeypatch, bart_pretrain.pretrain, calls["pretrain"])
-    _spy(monkeypatch, bart_pretrain.finetune, calls["finetune"])
+    _spy(monkeypatch, bart_pretrain.commands.pretrain, calls["pretrain"])
+    _spy(monkeypatch, bart_pretrain.commands.finetune, calls["finetune"])
     assert main(["-c", str(config)]) == 0
     assert len(calls["finetune"]) == 2 and all("--print_config" in a for a in calls["pretrain"])  # 1 + the check
     again = json.loads((cell / "done.json").read_text())
@@ -159,7 +159,7 @@ def test_a_killed_pretraining_resumes_to_the_uninterrupted_result(grid, monkeypa
     for stale in ("done.json", "finetune", "pretrain"):
         path = cell / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    real = bart_pretrain.pretrain.main
+    real = bart_pretrain.commands.pretrain.main
 
     def killed_at_step_4(argv):  # the 8-step schedule, stopped after step 4's checkpoint, as a kill would
         if "--print_config" not in argv:
@@ -167,12 +167,12 @@ def test_a_killed_pretraining_resumes_to_the_uninterrupted_result(grid, monkeypa
             return 1
         return real(argv)
 
-    monkeypatch.setattr(bart_pretrain.pretrain, "main", killed_at_step_4)
+    monkeypatch.setattr(bart_pretrain.commands.pretrain, "main", killed_at_step_4)
     assert main(["-c", str(config)]) == 1
     assert not (cell / "done.json").exists() and (cell / "pretrain" / "checkpoints" / "last.ckpt").is_file()
     calls = []
-    monkeypatch.setattr(bart_pretrain.pretrain, "main", real)
-    _spy(monkeypatch, bart_pretrain.pretrain, calls)
+    monkeypatch.setattr(bart_pretrain.commands.pretrain, "main", real)
+    _spy(monkeypatch, bart_pretrain.commands.pretrain, calls)
     assert main(["-c", str(config)]) == 0
     assert calls[-1][-2:] == ["--ckpt_path", "last"]
     again = json.loads((cell / "done.json").read_text())

@@ -124,7 +124,7 @@ def paper_entry(path: Path) -> tuple[str, float] | None:
 
 
 def _recipes(value: Any, config_file: Path) -> tuple[Recipe, ...]:
-    from bart_pretrain.noise_config import load_noise
+    from bart_pretrain.data.noise_config import load_noise
 
     if not isinstance(value, list) or not value:
         raise ValueError(
@@ -178,7 +178,7 @@ def noise_schedule(pretrain_config: Path, overrides: Mapping[str, Any]):
 def check_schedule(config: AblationConfig, config_file: Path) -> None:
     """A curriculum that scales each noise's ``ratio``/``probability`` cannot scale a plug-in without one: say so now,
     not when that recipe's cell starts."""
-    from bart_pretrain.noise_config import load_noise
+    from bart_pretrain.data.noise_config import load_noise
 
     schedule = noise_schedule(config.pretrain_config, config.pretrain_overrides)
     if schedule is None:
@@ -374,8 +374,8 @@ def check_overrides(config: AblationConfig) -> None:
     import contextlib
     import warnings
 
-    from bart_pretrain.finetune import main as finetune_main
-    from bart_pretrain.pretrain import main as pretrain_main
+    from bart_pretrain.commands.finetune import main as finetune_main
+    from bart_pretrain.commands.pretrain import main as pretrain_main
 
     cell = cells(config)[0]
     for stage, main, argv in (("pretrain", pretrain_main, pretrain_argv(config, cell)),
@@ -435,8 +435,8 @@ def run_stage(name: str, main, argv: list[str]) -> None:
 
 def run_cell(config: AblationConfig, cell: Cell, log=print) -> dict:
     """Both stages of one cell (skipping what is finished), then its done.json; returns the cell's result."""
-    from bart_pretrain.finetune import main as finetune_main
-    from bart_pretrain.pretrain import main as pretrain_main
+    from bart_pretrain.commands.finetune import main as finetune_main
+    from bart_pretrain.commands.pretrain import main as pretrain_main
 
     cell.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cell.dir / "cell.json", cell_settings(config, cell))
