@@ -659,11 +659,10 @@ def markdown(summary: dict) -> str:
         f"Rank agreement with the paper (our fine-tune validation perplexity vs. the paper's): {agreement}.",
         "",
         *(
-            [f"Time per cell (both stages, this run's sessions): {sum(seconds) / len(seconds):.0f} s on average."]
+            [f"Time per cell (both stages, this run's sessions): {sum(seconds) / len(seconds):.0f} s on average.", ""]
             if seconds
             else []
         ),
-        "",
         f"Paper values: {summary['paper_source']}; the paper fine-tunes on CNN/DM, we on the configured "
         "summarization pairs, so compare ranks, not values. Pretraining losses are not comparable across recipes "
         "(each recipe sets a task of its own difficulty); recon chrF is the greedy reconstruction of validation "
@@ -803,7 +802,8 @@ def main(argv: list[str] | None = None) -> int:
             write_results(config)  # the table grows as cells finish
     summary = write_results(config)
     print(markdown(summary))
-    print(f"written: {', '.join(str(config.out_dir / f'results.{x}') for x in ('md', 'json', 'csv', 'png'))}")
+    written = [config.out_dir / f"results.{x}" for x in ("md", "json", "csv", "png")]
+    print(f"written: {', '.join(str(p) for p in written if p.is_file())}")
     return 0 if summary["cells_finished"] == summary["cells_total"] or args.table_only else 1
 
 
