@@ -7,8 +7,9 @@ BIN     = $(VENV)/bin
 DATA   ?= data
 PRETRAIN_CONFIG ?= configs/pretrain/tiny.yaml
 FINETUNE_CONFIG ?= configs/finetune/debian_tiny.yaml
+ABLATION_CONFIG ?= configs/ablation/default.yaml
 
-.PHONY: setup data pretrain finetune-summarize test bench gpu-check lint format clean
+.PHONY: setup data pretrain finetune-summarize ablation test bench gpu-check lint format clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +29,10 @@ pretrain: setup data
 
 finetune-summarize: setup data
 	$(BIN)/bart-pretrain finetune -c $(FINETUNE_CONFIG) --compare_scratch true
+
+# Rank the noise recipes (BART Table 1): results in runs/ablation/default/results.{md,json,csv,png}; reruns resume
+ablation: setup data
+	$(BIN)/bart-pretrain ablate -c $(ABLATION_CONFIG)
 
 test: setup
 	$(BIN)/pytest

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "noise-preview": ("bart_pretrain.commands.noise_preview", "show a text before and after a noise recipe"),
     "pretrain": ("bart_pretrain.commands.pretrain", "pretrain a BART by denoising (LightningCLI)"),
     "finetune": ("bart_pretrain.commands.finetune", "fine-tune a checkpoint for summarization (LightningCLI)"),
+    "ablate": ("bart_pretrain.commands.ablate", "rank noise recipes: each pretrained and fine-tuned at equal budget"),
     "summarize": ("bart_pretrain.commands.summarize", "summarize documents from stdin or a file with a checkpoint"),
     "export-hf": ("bart_pretrain.commands.export_hf", "export a checkpoint to a directory transformers can load"),
 }

@@ -14,7 +14,7 @@ def _yamls(kind: str) -> list[Path]:
 
 
 def test_every_yaml_under_configs_is_covered_by_a_loader_test():
-    covered = {p for kind in ("pretrain", "finetune", "model", "noise") for p in _yamls(kind)}
+    covered = {p for kind in ("pretrain", "finetune", "model", "noise", "ablation") for p in _yamls(kind)}
     assert set(CONFIGS.rglob("*.yaml")) == covered
 
 
