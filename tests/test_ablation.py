@@ -15,7 +15,9 @@ import yaml
 import bart_pretrain.commands.finetune
 import bart_pretrain.commands.pretrain
 from bart_pretrain.commands import ablate as ablation
-from bart_pretrain.commands.ablate import kendall_tau, load_config, main, spearman_rho
+from bart_pretrain.commands.ablate import main
+from bart_pretrain.commands.ablation_config import load_config
+from bart_pretrain.commands.ablation_results import kendall_tau, spearman_rho
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pretrain_world import WORDS, make_world  # noqa: E402
