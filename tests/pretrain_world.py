@@ -37,6 +37,16 @@ def _text(rng: random.Random) -> str:
     return " ".join(sentences)
 
 
+def summary_pairs(n: int, offset: int = 0, words=WORDS, noun: str = "package", extra: int = 9) -> list[dict]:
+    """n generated (document, summary) rows whose summary is the first sentence's three words: learnable by copying."""
+    rows = []
+    for i in range(offset, offset + n):
+        first = " ".join(words[(i + j) % len(words)] for j in range(3))
+        rest = " ".join(words[(i * 3 + j) % len(words)] for j in range(4 + i % extra))
+        rows.append({"id": f"p{i}", "document": f"The {first} {noun}. It has {rest}.", "summary": first})
+    return rows
+
+
 def make_world(root: Path, n_train: int = 60, n_val: int = 8, **overrides) -> Path:
     """Write corpus, tokenizer and a tiny model; return the path of a pretrain config using them."""
     from bart_pretrain.tokenizer import train_tokenizer

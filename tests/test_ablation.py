@@ -20,18 +20,13 @@ from bart_pretrain.commands.ablation_config import load_config
 from bart_pretrain.commands.ablation_results import kendall_tau, spearman_rho
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pretrain_world import WORDS, make_world  # noqa: E402
+from pretrain_world import WORDS, make_world, summary_pairs  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _pairs(n: int, offset: int) -> list[dict]:
-    rows = []
-    for i in range(offset, offset + n):
-        first = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3))
-        rest = " ".join(WORDS[(i * 3 + j) % len(WORDS)] for j in range(4 + i % 7))
-        rows.append({"id": f"p{i}", "document": f"The {first} module. It has {rest}.", "summary": first})
-    return rows
+    return summary_pairs(n, offset, WORDS, noun="module", extra=7)
 
 
 def write_grid(root: Path, **fields) -> Path:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from pretrain_world import TINY_SHAPE
+from pretrain_world import TINY_SHAPE, summary_pairs
 
 from bart_pretrain.commands.finetune import main as finetune_main
 from bart_pretrain.data.summarization_pairs import collate_pairs
@@ -19,12 +19,7 @@ WORDS = "alpha beta gamma delta parser library tool image audio network file sys
 
 
 def pairs(n: int, offset: int = 0) -> list[dict]:
-    rows = []
-    for i in range(offset, offset + n):
-        first = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3))
-        rest = " ".join(WORDS[(i * 3 + j) % len(WORDS)] for j in range(4 + i % 9))
-        rows.append({"id": f"p{i}", "document": f"The {first} package. It has {rest}.", "summary": first})
-    return rows
+    return summary_pairs(n, offset, WORDS)
 
 
 @pytest.fixture(scope="module")
