@@ -178,7 +178,7 @@ def markdown(summary: dict) -> str:
         ),
         f"Paper values: {summary['paper_source']}; the paper fine-tunes on CNN/DM, we on the configured "
         "summarization pairs, so compare ranks, not values. Pretraining losses are not comparable across recipes "
-        "(each recipe sets a task of its own difficulty); recon chrF is the greedy reconstruction of validation "
+        "(each recipe sets a task of its own difficulty); recon chrF scores the reconstructions of validation "
         "documents against the originals, copy chrF the corrupted source itself (masks dropped).",
     ]
     return "\n".join(lines) + "\n"

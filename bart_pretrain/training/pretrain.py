@@ -33,6 +33,7 @@ class PretrainModule(Seq2SeqModule):
         optim: OptimConfig | dict | None = None,
         init: InitConfig | None = None,
         reconstruction_documents: int = 32,
+        reconstruction_beams: int = 4,
         on_nonfinite: Literal["stop", "skip"] = "stop",
     ):
         """
@@ -42,8 +43,9 @@ class PretrainModule(Seq2SeqModule):
             tokenizer_path: linked from --data.tokenizer_path; the checkpoint carries the tokenizer itself.
             optim: AdamW, warmup and decay, label smoothing.
             init: how the weights start (position tables, cross-attention); see bart_pretrain.training.initialization.
-            reconstruction_documents: at every validation, greedily reconstruct this many validation documents and
-                log chrF/BLEU against the originals beside the copy baseline (0: off).
+            reconstruction_documents: at every validation, reconstruct this many validation documents and log
+                chrF/BLEU against the originals beside the copy baseline (0: off).
+            reconstruction_beams: beam width of those reconstructions (1: greedy).
             on_nonfinite: NaN/inf loss or gradient: "stop" the run with a message, or "skip" the update.
         """
         super().__init__()
@@ -57,8 +59,11 @@ class PretrainModule(Seq2SeqModule):
             raise ValueError(
                 f"--model.reconstruction_documents={reconstruction_documents}: must be >= 0 (0 turns it off)"
             )
+        if reconstruction_beams < 1:
+            raise ValueError(f"--model.reconstruction_beams={reconstruction_beams}: must be >= 1 (1 is greedy)")
         self.on_nonfinite = on_nonfinite
         self.reconstruction_documents = reconstruction_documents
+        self.reconstruction_beams = reconstruction_beams
         self.reconstruction_probe = None  # built from the data module at the first validation
         self.last_reconstruction: dict | None = None  # the latest evaluation, with its step, for the report
         self.init_config = InitConfig(**init) if isinstance(init, dict) else init or InitConfig()
@@ -77,6 +82,7 @@ class PretrainModule(Seq2SeqModule):
                 "optim": asdict(self.optim),
                 "init": asdict(self.init_config),
                 "reconstruction_documents": reconstruction_documents,
+                "reconstruction_beams": reconstruction_beams,
                 "on_nonfinite": on_nonfinite,
             }
         )
@@ -117,7 +123,7 @@ class PretrainModule(Seq2SeqModule):
             from bart_pretrain.training.reconstruction import ReconstructionProbe
 
             self.reconstruction_probe = ReconstructionProbe.from_datamodule(
-                self.trainer.datamodule, self.reconstruction_documents
+                self.trainer.datamodule, self.reconstruction_documents, self.reconstruction_beams
             )
             if self.reconstruction_probe is None:
                 return

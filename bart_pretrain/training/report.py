@@ -43,7 +43,7 @@ def plot_losses(history: dict[str, list], path: Path) -> None:
         ax.plot(steps, copy_bleu, ":", label="copy baseline BLEU")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("score vs. the original (0-100)")
-        ax.set_title("greedy reconstructions of validation documents")
+        ax.set_title("reconstructions of validation documents")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -130,10 +130,12 @@ def format_report(r: dict[str, Any]) -> str:
     if rec:
         m, c = rec["model"], rec["copy_baseline"]
         verdict = "BEATS" if rec["beats_copy_baseline"] else "does NOT beat"
+        beams = rec.get("num_beams", 1)
+        search = "greedy" if beams == 1 else f"beam {beams}"
         lines += [
-            f"- reconstruction of {rec['documents']} validation documents (greedy, step {rec['step']}): "
-            f"chrF {m['chrf']:.1f}, BLEU {m['bleu']:.1f}; copy baseline (corrupted source, masks dropped): "
-            f"chrF {c['chrf']:.1f}, BLEU {c['bleu']:.1f}: the model {verdict} the copy baseline on chrF",
+            f"- reconstruction of {rec['documents']} validation documents ({search}, step {rec['step']}): "
+            f"chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}; copy baseline (corrupted source, masks dropped): "
+            f"chrF {c['chrf']:.2f}, BLEU {c['bleu']:.2f}: the model {verdict} the copy baseline (on both scores)",
         ]
     for k, rec in enumerate(r.get("reconstructions", []), 1):
         lines += ["", f"## Validation document {k}", ""]
