@@ -49,7 +49,7 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
 from noising._ops import edit
 from noising.base import Document, Noise, NoiseContext, sample_rng
 from noising.document_rotation import DocumentRotation
-from noising.pipeline import Pipeline, PluginContractError, build_pipeline, check_plugins
+from noising.pipeline import NoiseSpec, Pipeline, PluginContractError, build_pipeline, check_plugins
 from noising.random_insertion import RandomInsertion
 from noising.registry import available, register
 from noising.sentence_permutation import SentencePermutation
@@ -62,6 +62,7 @@ __all__ = [
     "DocumentRotation",
     "Noise",
     "NoiseContext",
+    "NoiseSpec",
     "Pipeline",
     "PluginContractError",
     "RandomInsertion",

@@ -10,11 +10,21 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
 from noising.base import Document, Noise, NoiseContext, sample_rng
 from noising.registry import resolve
+
+
+class NoiseSpec(TypedDict):
+    """One noise of a recipe, as a config writes it (the type of ``--data.noise`` as a list)."""
+
+    class_path: str
+    """A registry name (``text_infilling``, a plug-in's entry-point name) or an import path (``my_pkg.WordShuffle``)."""
+    init_args: NotRequired[dict[str, Any]]
+    """The noise's hyper-parameters (its dataclass fields); omitted: its defaults."""
 
 
 class Pipeline:
@@ -40,7 +50,7 @@ class Pipeline:
         return f"Pipeline({list(self.noises)!r})"
 
 
-def build_pipeline(specs: Sequence[Mapping | Noise]) -> Pipeline:
+def build_pipeline(specs: Sequence[NoiseSpec | Mapping | Noise]) -> Pipeline:
     """A pipeline from ``[{"class_path": ..., "init_args": {...}}, ...]`` (Noise instances pass through)."""
     if isinstance(specs, (str, bytes, Mapping)) or not isinstance(specs, Sequence):
         raise TypeError(f"noise specs must be a list of {{class_path, init_args}} mappings, got {type(specs).__name__}")

@@ -24,6 +24,7 @@ from bart_pretrain.data.pretrain_stream import (
     check_stream_source,
 )
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
+from noising import NoiseSpec
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
 # Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; ours resumes through
@@ -40,7 +41,7 @@ class PretrainDataModule(pl.LightningDataModule):
         val_files: str | list[str] | None = "data/corpus/validation.jsonl",
         text_column: str = "text",
         tokenizer_path: str = DEFAULT_TOKENIZER,
-        noise: str | list[dict] = "configs/noise/bart_large.yaml",
+        noise: str | list[NoiseSpec] = "configs/noise/bart_large.yaml",
         noise_schedule: NoiseSchedule | None = None,
         max_length: int = 512,
         max_tokens: int = 4096,
@@ -61,7 +62,8 @@ class PretrainDataModule(pl.LightningDataModule):
             text_column: column holding the text in JSON/Parquet rows.
             tokenizer_path: tokenizer.json (or a directory with it, or vocab.json + merges.txt); the model's
                 vocabulary size is read from it.
-            noise: a noise recipe (YAML path under configs/noise/ or a list of {class_path, init_args}).
+            noise: the noise recipe: a recipe file (configs/noise/*.yaml, your own) or the list of noises itself,
+                each ``{class_path: text_infilling, init_args: {ratio: 0.3}}`` (``--data.noise.help``).
             noise_schedule: a curriculum: the recipe's strength ramps from ``start`` to full over ``steps``
                 optimizer steps (see noising.schedule); null: full strength throughout. Validation always
                 uses the full recipe.
