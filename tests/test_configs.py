@@ -60,10 +60,14 @@ def test_finetune_configs_parse_through_the_cli(path):
 
 
 @pytest.mark.parametrize("path", _yamls("model"), ids=lambda p: p.stem)
-def test_model_configs_load_through_the_one_model_config_loader(path):
-    from bart_pretrain.training.model_config import resolve_model_config
+def test_model_configs_load_through_the_cli_as_typed_fields(path, capsys, tmp_path, monkeypatch):
+    from bart_pretrain.commands.pretrain import main
 
     fields = yaml.safe_load(path.read_text())
     assert "vocab_size" not in fields  # linked from the tokenizer
-    config = resolve_model_config(str(path.relative_to(CONFIGS.parent)), None, vocab_size=8192)
-    assert config.vocab_size == 8192 and config.to_dict() == {**config.to_dict(), **fields}
+    monkeypatch.chdir(tmp_path)  # a shipped name on the command line is found from any directory
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model.model_config", str(path.relative_to(CONFIGS.parent)), "--print_config"])
+    assert exit_.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)["model"]["model_config"]
+    assert printed.pop("vocab_size", None) is None and printed == fields

@@ -24,7 +24,8 @@ def test_a_shipped_config_works_from_another_directory(tmp_path, monkeypatch):
     data += ["--data.tokenizer_path", str(world / "tokenizer.json"), "--data.max_length", "64"]
     cli = make_cli(["-c", str(REPO / "configs" / "pretrain" / "tiny.yaml"), "--run_dir", str(tmp_path / "run"), *data])
     assert cli.datamodule.noise_spec == str(REPO / "configs" / "noise" / "bart_large.yaml")
-    assert cli.config["model.model_config"] == str(REPO / "configs" / "model" / "tiny.yaml")
+    preset = yaml.safe_load((REPO / "configs" / "model" / "tiny.yaml").read_text())  # model_config: configs/model/...
+    assert {k: cli.config["model.model_config"][k] for k in preset} == preset
     assert cli.model.model.config.d_model == 128 and cli.model.model.config.vocab_size == 400
 
 
@@ -48,7 +49,7 @@ def test_relative_paths_in_a_config_file_are_looked_for_beside_it(tmp_path, monk
     assert (data.train_files, data.tokenizer_path) == (str(exp / "train.jsonl"), str(exp / "tokenizer.json"))
     assert data.noise_spec == str(exp / "my_noise.yaml") and data.val_files == str(elsewhere / "validation.jsonl")
     assert cli.model.tokenizer_record["path"] == str(exp / "tokenizer.json")
-    assert cli.config["model.model_config"] == str(exp / "model.yaml")
+    assert cli.model.model.config.d_model == yaml.safe_load((exp / "model.yaml").read_text())["d_model"] == 32
 
 
 def test_a_missing_default_data_path_is_one_line_saying_where_it_was_looked_for(tmp_path, monkeypatch, capsys):

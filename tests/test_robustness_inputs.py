@@ -127,9 +127,7 @@ MATRIX = [
     ("plugin_class_that_is_not_a_noise", lambda w, d: _recipe(d, {"class_path": "outside_noises.NotANoise"}),
      TypeError, r"'outside_noises\.NotANoise' is .*not a subclass of noising\.Noise"),
     ("model_vocab_size_differs_from_tokenizer", lambda w, d: ["--model.model_config", str(_model_yaml(w, d,
-     vocab_size=500))], ValueError, r"model\.yaml: vocab_size=500 but tokenizer .*tokenizer\.json has 400 tokens"),
-    ("model_config_with_an_unknown_field", lambda w, d: ["--model.model_config", str(_model_yaml(w, d,
-     d_modle=64))], ValueError, r"d_modle"),
+     vocab_size=500))], ValueError, r"model_config\.vocab_size=500 but tokenizer .*tokenizer\.json has 400 tokens"),
     ("resume_checkpoint_of_another_model_size", lambda w, d: ["--ckpt_path", str(w / "run" / "checkpoints"
      / "last.ckpt"), "--model.model_config", str(_model_yaml(w, d, d_model=48))], ValueError,
      r"last\.ckpt holds a model of another shape: d_model=32 \(this run: 48\)"),
@@ -196,8 +194,13 @@ def test_a_misbehaving_plug_in_stops_pretraining_with_one_line_naming_it(
 
 @pytest.mark.parametrize(
     ("args", "key"),
-    [(["--trainer.max_stepz", "3"], "max_stepz"), (["--data.max_tokns", "3"], "max_tokns")],
-    ids=["misspelled_trainer_key", "misspelled_data_key"],
+    [
+        (["--trainer.max_stepz", "3"], "max_stepz"),
+        (["--data.max_tokns", "3"], "max_tokns"),
+        (["--model.model_config", "{d_modle: 64}"], "d_modle"),  # as a model config file with that field would
+        (["--model.model_config.d_modle", "64"], "d_modle"),
+    ],
+    ids=["misspelled_trainer_key", "misspelled_data_key", "model_config_with_an_unknown_field", "misspelled_model_key"],
 )
 def test_unknown_config_key_is_a_usage_error_before_training(world, tmp_path, training_steps, capsys, args, key):
     with pytest.raises(SystemExit) as exit_:

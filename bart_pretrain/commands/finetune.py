@@ -13,12 +13,13 @@ from pathlib import Path
 
 import datasets
 import pytorch_lightning as pl
-import torch
 from jsonargparse import Namespace
+from pytorch_lightning.callbacks import ModelCheckpoint
 
+from bart_pretrain.commands.training_cli import TrainingCLI
 from bart_pretrain.data.summarization_module import SummarizationDataModule
 from bart_pretrain.evaluate import evaluate_pairs, lead_baseline, markdown_table
-from bart_pretrain.io import atomic_write_json, atomic_write_text
+from bart_pretrain.io import atomic_write_json, atomic_write_text, clean_stale_tmp
 from bart_pretrain.training.finetune import MissingCheckpointError, SummarizationModule
 
 
@@ -27,88 +28,57 @@ def _variant(init_from: str | None) -> str:
     return "from_pretrained" if init_from is not None else "from_scratch"
 
 
-# Input paths of a fine-tuning config, resolved by bart_pretrain.paths (outputs such as default_root_dir are not).
-FINETUNE_INPUTS = (
-    "model.init_from",
-    "model.model_config",
-    "model.tokenizer_path",
-    "data.source",
-    "data.train_file",
-    "data.validation_file",
-    "data.test_file",
-    "data.tokenizer_file",
-)
+class FinetuneCLI(TrainingCLI):
+    """:class:`TrainingCLI` plus: the source length linked from the data to the model, a ``--checkpoint`` group
+    (best and last), and each run (from pretrained, from scratch) in ``<trainer.default_root_dir>/<variant>/``."""
 
+    # Input paths of a fine-tuning config, resolved by bart_pretrain.paths (outputs such as default_root_dir are not).
+    INPUTS = (
+        "model.init_from",
+        "model.tokenizer_path",
+        "data.source",
+        "data.train_file",
+        "data.validation_file",
+        "data.test_file",
+        "data.tokenizer_file",
+    )
 
-def _cli_class():
-    from pytorch_lightning.callbacks import ModelCheckpoint
-    from pytorch_lightning.cli import LightningCLI
+    def add_arguments_to_parser(self, parser) -> None:
+        super().add_arguments_to_parser(parser)
+        parser.add_argument(
+            "--compare_scratch",
+            type=bool,
+            default=False,
+            help="also run the same fine-tune from random weights (same architecture, data and budget) and "
+            "report both beside lead-1",
+        )
+        parser.add_argument(
+            "--evaluate_test",
+            type=bool,
+            default=True,
+            help="after fitting, summarize the test split with beam search and write predictions and ROUGE",
+        )
+        parser.link_arguments("data.max_source_length", "model.max_source_length")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {"checkpoint.filename": "best", "checkpoint.monitor": "val/loss", "checkpoint.save_last": True}
+        )
 
-    class FinetuneCLI(LightningCLI):
-        """Each run (from pretrained, from scratch) lands in ``<trainer.default_root_dir>/<variant>/``."""
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()  # paths in a -c file: relative to it
+        self.root = Path(self.config.trainer.default_root_dir or "runs/finetune")
+        clean_stale_tmp(self.root, recursive=True)  # what killed writes of predictions, metrics, ... left
+        self.default_logger = self.config.trainer.logger in (None, True)
+        self.place_run(_variant(self.config.model.init_from))
 
-        def add_arguments_to_parser(self, parser):
-            parser.add_argument(
-                "--compare_scratch",
-                type=bool,
-                default=False,
-                help="also run the same fine-tune from random weights (same architecture, data and budget) and "
-                "report both beside lead-1",
-            )
-            parser.add_argument(
-                "--evaluate_test",
-                type=bool,
-                default=True,
-                help="after fitting, summarize the test split with beam search and write predictions and ROUGE",
-            )
-            parser.add_argument(
-                "--torch_threads",
-                type=int | None,
-                default=None,
-                help="torch intra-op threads (null: torch's default, one per core). 1 is far faster on a CPU shared "
-                "with other jobs, where threads spin-waiting on each other stall every op",
-            )
-            parser.link_arguments("data.max_source_length", "model.max_source_length")
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-            parser.set_defaults(
-                {"checkpoint.filename": "best", "checkpoint.monitor": "val/loss", "checkpoint.save_last": True}
-            )
-
-        def parse_arguments(self, parser, args) -> None:
-            self.argv = [] if isinstance(args, (dict, Namespace)) else list(sys.argv[1:] if args is None else args)
-            super().parse_arguments(parser, args)
-
-        def before_instantiate_classes(self):
-            from bart_pretrain.paths import resolve_config_inputs
-
-            resolve_config_inputs(self.config, FINETUNE_INPUTS, self.argv)  # paths in a -c file: relative to it
-            if self.config.torch_threads is not None:
-                torch.set_num_threads(self.config.torch_threads)
-            self.root = Path(self.config.trainer.default_root_dir or "runs/finetune")
-            from bart_pretrain.io import clean_stale_tmp
-
-            clean_stale_tmp(self.root, recursive=True)  # what killed writes of predictions, metrics, ... left
-            self.default_logger = self.config.trainer.logger in (None, True)
-            self.place_run(_variant(self.config.model.init_from))
-
-        def instantiate_trainer(self, **kwargs):
-            from bart_pretrain.training.progress import with_progress_bar
-
-            trainer_config = self._get(self.config_init, "trainer", default={})
-            callbacks = list(kwargs.get("callbacks") or trainer_config.get("callbacks") or [])
-            kwargs["callbacks"] = with_progress_bar(trainer_config, callbacks)  # steps of max_steps
-            return super().instantiate_trainer(**kwargs)
-
-        def place_run(self, variant: str) -> None:
-            run_dir = str(self.root / variant)
-            self.config.trainer.default_root_dir = run_dir
-            if self.default_logger:
-                self.config.trainer.logger = {
-                    "class_path": "pytorch_lightning.loggers.CSVLogger",
-                    "init_args": {"save_dir": run_dir, "name": "", "version": ""},
-                }
-
-    return FinetuneCLI
+    def place_run(self, variant: str) -> None:
+        run_dir = str(self.root / variant)
+        self.config.trainer.default_root_dir = run_dir
+        if self.default_logger:
+            self.config.trainer.logger = {
+                "class_path": "pytorch_lightning.loggers.CSVLogger",
+                "init_args": {"save_dir": run_dir, "name": "", "version": ""},
+            }
 
 
 def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> dict | None:
@@ -146,18 +116,16 @@ def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> 
     return metrics
 
 
+def make_cli(argv: list[str] | None) -> FinetuneCLI:
+    """Parse ``argv`` (config files, dotted overrides) and instantiate module, data module and trainer."""
+    return FinetuneCLI(SummarizationModule, SummarizationDataModule, argv, "bart-pretrain finetune")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     datasets.disable_progress_bars()
     try:
-        cli = _cli_class()(
-            SummarizationModule,
-            SummarizationDataModule,
-            args=argv,
-            run=False,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "bart-pretrain finetune", "description": __doc__},
-        )
+        cli = make_cli(argv)
     except MissingCheckpointError as e:
         print(f"bart-pretrain finetune: {e}", file=sys.stderr)
         return 2
@@ -175,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         # Same architecture, tokenizer, data, seed and step budget; only the initial weights differ.
         scratch = copy.deepcopy(cfg)
         scratch.model.init_from = None
-        scratch.model.model_config = dataclasses.asdict(cli.model.model.config)
+        scratch.model.model_config = Namespace(**dataclasses.asdict(cli.model.model.config))
         # The very tokenizer of the first run (the file its checkpoint was read from may have moved since).
         cli.model.tokenizer.save(root / "tokenizer.json")
         scratch.model.tokenizer_path = str(root / "tokenizer.json")

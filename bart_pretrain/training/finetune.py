@@ -20,7 +20,7 @@ from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.optim import OptimConfig
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
-from bart_pretrain.training.model_config import resolve_model_config
+from bart_pretrain.training.model_config import BART_DEFAULTS, ModelConfig, resolve_model_config
 from bart_pretrain.training.module import Seq2SeqModule
 
 DEFAULT_INIT = "runs/pretrain/tiny/checkpoints/last.ckpt"
@@ -36,7 +36,7 @@ class SummarizationModule(Seq2SeqModule):
     def __init__(
         self,
         init_from: str | None = DEFAULT_INIT,
-        model_config: str | dict | None = "configs/model/tiny.yaml",
+        model_config: ModelConfig = BART_DEFAULTS,
         tokenizer_path: str | None = None,
         optim: OptimConfig | None = None,
         init: InitConfig | None = None,
@@ -49,8 +49,9 @@ class SummarizationModule(Seq2SeqModule):
         Args:
             init_from: our pretraining ``.ckpt`` or a transformers BART directory; null = random weights built
                 from ``model_config``.
-            model_config: model preset (YAML of BartConfig fields, e.g. configs/model/tiny.yaml) or dict; used only
-                when ``init_from`` is null. The vocabulary size comes from the tokenizer.
+            model_config: the network's BartConfig fields for random weights (used only when ``init_from`` is null;
+                a preset: ``--model.model_config configs/model/tiny.yaml``, the CLI's default; one field:
+                ``--model.model_config.d_model 64``); vocab_size: the tokenizer's.
             tokenizer_path: tokenizer.json (or a directory); default: the one ``init_from`` carries (it must be
                 that one if both exist), or data/tokenizer/tokenizer.json for random weights.
             optim: AdamW, warmup + decay and label smoothing (default: fairseq's fine-tuning recipe, lr 3e-5,
@@ -89,11 +90,9 @@ class SummarizationModule(Seq2SeqModule):
             model, tokenizer, tokenizer_path = loaded.model, loaded.tokenizer, loaded.tokenizer_path
             recorded_generation = loaded.generation
         else:
-            if model_config is None:
-                raise ValueError("--model.init_from null needs --model.model_config (e.g. configs/model/tiny.yaml)")
             tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
             tokenizer = Tokenizer.from_file(tokenizer_path)
-            config = resolve_model_config(model_config, tokenizer_path, tokenizer.vocab_size)
+            config = resolve_model_config(model_config, tokenizer.vocab_size, tokenizer_path)
             model = initialize(Bart(config), init or InitConfig())
         if model.config.vocab_size != tokenizer.vocab_size:
             raise ValueError(

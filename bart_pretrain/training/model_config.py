@@ -1,51 +1,61 @@
-"""The model config of a training run, from one loader for pretraining and fine-tuning: a preset YAML of
-``BartConfig`` fields (``configs/model/*.yaml``, found from any directory) or a dict, with the vocabulary size linked
-from the tokenizer (never copied by hand). Lightning-free.
+"""The model config of a training run (``--model.model_config``): :class:`ModelConfig`, ``BartConfig``'s fields as
+typed init args (each in ``--help`` and ``--print_config``, each a dotted override such as
+``--model.model_config.d_model 64``; a preset YAML of them, ``--model.model_config configs/model/tiny.yaml``, loads
+whole), and :func:`resolve_model_config`, the one place its vocabulary size is taken from the tokenizer.
+Lightning-free; the CLIs (``bart_pretrain.commands.training_cli``) read the preset files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-import yaml
+from jsonargparse import lazy_instance
 
 from bart_pretrain.model import BartConfig
 
+DEFAULT_MODEL_CONFIG = "configs/model/tiny.yaml"
+"""The preset ``bart-pretrain pretrain`` and ``finetune`` start from (the CLI default of ``--model.model_config``)."""
+
+
+@dataclass
+class ModelConfig(BartConfig):
+    """BartConfig's fields (bart_pretrain/model.py), with the vocabulary size left to the tokenizer."""
+
+    vocab_size: int | None = None
+    """null (every shipped config): the tokenizer's; a number must equal it."""
+
+    def __post_init__(self) -> None:
+        pass  # validated by BartConfig when resolve_model_config knows the vocabulary size (the token ids need it)
+
+
+BART_DEFAULTS: ModelConfig = lazy_instance(ModelConfig)
+"""The signature default of the training modules' ``model_config``: BartConfig's own defaults (bart-large's shape), for
+Python callers; the CLIs start from :data:`DEFAULT_MODEL_CONFIG` instead. A lazy instance rather than None because
+LightningCLI lists a dataclass argument field by field (``--help``, dotted overrides) only when its default is not
+None; it is never mutated (:func:`resolve_model_config` builds a new config)."""
+
 
 def resolve_model_config(
-    model_config: str | dict, tokenizer_path: str | None, vocab_size: int | None = None
+    model_config: BartConfig | Mapping, vocab_size: int | None, tokenizer_path: str | None = None
 ) -> BartConfig:
-    """A BartConfig from a YAML path (its fields, or ``init_args`` holding them) or a dict; ``vocab_size`` comes from
-    the tokenizer (``vocab_size`` when the caller has it loaded, else read from ``tokenizer_path``) when the config
-    has none, and must agree with it when both exist."""
-    if isinstance(model_config, (str, os.PathLike)):
-        from bart_pretrain.paths import shipped, where_looked
-
-        path = shipped(model_config)  # configs/model/tiny.yaml works from any directory
-        if not path.exists():
-            raise FileNotFoundError(
-                f"model.model_config={str(model_config)!r}: no such file ({where_looked(model_config)}; "
-                "see configs/model/)"
-            )
-        fields = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        fields = dict(fields.get("init_args", fields))
-        where = str(path)
-    else:
-        fields, where = dict(model_config), "model.model_config"
-    tok_vocab = vocab_size
-    if tok_vocab is None and tokenizer_path and os.path.exists(tokenizer_path):
-        from bart_pretrain.tokenizer import Tokenizer
-
-        tok_vocab = Tokenizer.from_file(tokenizer_path).vocab_size
-    if "vocab_size" not in fields:
-        if tok_vocab is None:
+    """``model_config`` (a :class:`ModelConfig`, a ``BartConfig`` or a dict of its fields, e.g. a checkpoint's
+    ``hyper_parameters``) as a validated ``BartConfig`` whose ``vocab_size`` is the tokenizer's (``vocab_size``, None
+    when no tokenizer was found at ``tokenizer_path``): filled in when the config has none, checked when it has one."""
+    fields = dataclasses.asdict(model_config) if dataclasses.is_dataclass(model_config) else dict(model_config)
+    given = fields.get("vocab_size")
+    if given is None:
+        if vocab_size is None:
             raise FileNotFoundError(
                 f"tokenizer {tokenizer_path!r} not found (looked for {os.path.abspath(tokenizer_path or '')}): it sets "
-                f"the vocabulary size of {where}; run `make data` in the repository or pass --data.tokenizer_path"
+                "the vocabulary size of the model; run `make data` in the repository or pass --data.tokenizer_path"
             )
-        fields["vocab_size"] = tok_vocab
-    elif tok_vocab is not None and tok_vocab != fields["vocab_size"]:
+        fields["vocab_size"] = vocab_size
+    elif vocab_size is not None and given != vocab_size:
         raise ValueError(
-            f"{where}: vocab_size={fields['vocab_size']} but tokenizer {tokenizer_path} has {tok_vocab} tokens"
+            f"--model.model_config.vocab_size={given} but tokenizer {tokenizer_path} has {vocab_size} tokens; leave "
+            "it out (null): the vocabulary size comes from the tokenizer"
         )
     return BartConfig.from_dict(fields)

@@ -19,7 +19,7 @@ from bart_pretrain.optim import OptimConfig
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
 from bart_pretrain.training.losses import token_losses
-from bart_pretrain.training.model_config import resolve_model_config
+from bart_pretrain.training.model_config import BART_DEFAULTS, ModelConfig, resolve_model_config
 from bart_pretrain.training.module import Seq2SeqModule
 
 
@@ -28,7 +28,7 @@ class PretrainModule(Seq2SeqModule):
 
     def __init__(
         self,
-        model_config: str | dict = "configs/model/tiny.yaml",
+        model_config: ModelConfig = BART_DEFAULTS,
         tokenizer_path: str = DEFAULT_TOKENIZER,
         optim: OptimConfig | dict | None = None,
         init: InitConfig | None = None,
@@ -38,8 +38,8 @@ class PretrainModule(Seq2SeqModule):
     ):
         """
         Args:
-            model_config: a model YAML (configs/model/) or a dict of BartConfig fields; vocab_size is read from
-                the tokenizer.
+            model_config: the network's BartConfig fields (a preset: ``--model.model_config configs/model/tiny.yaml``,
+                the CLI's default; one field: ``--model.model_config.d_model 64``); vocab_size: the tokenizer's.
             tokenizer_path: linked from --data.tokenizer_path; the checkpoint carries the tokenizer itself.
             optim: AdamW, warmup and decay, label smoothing.
             init: how the weights start (position tables, cross-attention); see bart_pretrain.training.initialization.
@@ -49,7 +49,6 @@ class PretrainModule(Seq2SeqModule):
             on_nonfinite: NaN/inf loss or gradient: "stop" the run with a message, or "skip" the update.
         """
         super().__init__()
-        config = resolve_model_config(model_config, tokenizer_path)
         if isinstance(optim, dict):
             from bart_pretrain.training.guards import check_keys
 
@@ -72,9 +71,9 @@ class PretrainModule(Seq2SeqModule):
 
         # The checkpoint carries its tokenizer (and where it was read from): export and fine-tuning work from anywhere.
         has_tokenizer = tokenizer_path is not None and os.path.exists(tokenizer_path)
-        self.tokenizer_record = (
-            tokenizer_record(Tokenizer.from_file(tokenizer_path), tokenizer_path) if has_tokenizer else None
-        )
+        tokenizer = Tokenizer.from_file(tokenizer_path) if has_tokenizer else None
+        self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path) if has_tokenizer else None
+        config = resolve_model_config(model_config, None if tokenizer is None else tokenizer.vocab_size, tokenizer_path)
         self.save_hyperparameters(
             {
                 "model_config": config.to_dict(),

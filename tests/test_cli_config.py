@@ -1,0 +1,119 @@
+"""One config path: the model config and the noise recipe of the training commands are typed init args, so every
+field shows in ``--help`` and ``--print_config`` and a dotted override reaches the built model; the former syntax
+(``model_config: configs/model/tiny.yaml``, ``noise: configs/noise/x.yaml``) keeps working."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+from pretrain_world import make_world
+
+from bart_pretrain.commands import finetune, pretrain
+from bart_pretrain.data.noise_config import load_noise
+from bart_pretrain.model import BartConfig
+from bart_pretrain.paths import REPO
+from noising import TokenMasking
+
+FIELDS = [f.name for f in dataclasses.fields(BartConfig) if f.name != "vocab_size"]
+
+
+def _exit_output(main, argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exit_.value.code or 0, out, err
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    return make_world(root), root
+
+
+@pytest.mark.parametrize("command", [pretrain, finetune], ids=["pretrain", "finetune"])
+def test_help_lists_every_model_config_field(command, capsys):
+    code, out, _ = _exit_output(command.main, ["--help"], capsys)
+    assert code == 0
+    missing = [name for name in FIELDS if f"--model.model_config.{name} " not in out]
+    assert not missing, f"not in --help: {missing}"
+    assert "--model.model_config CONFIG" in out  # a preset file loads all of them
+
+
+def test_pretrain_help_types_the_noise_recipe(capsys):
+    code, out, _ = _exit_output(pretrain.main, ["--help"], capsys)
+    assert code == 0 and "--data.noise NOISE" in out and "str | list[NoiseSpec]" in out
+    code, out, _ = _exit_output(pretrain.main, ["--data.noise.help"], capsys)
+    assert code == 0 and "class_path" in out and "init_args" in out
+
+
+def test_a_dotted_model_config_override_changes_the_built_model(world, tmp_path):
+    config, _ = world
+    argv = ["-c", str(config), "--run_dir", str(tmp_path / "run"), "--model.model_config.d_model", "48"]
+    cli = pretrain.make_cli([*argv, "--model.model_config.encoder_layers", "3"])
+    built = cli.model.model
+    assert built.config.d_model == 48 and len(built.encoder.layers) == 3
+    assert built.embed_tokens.weight.shape == (400, 48)  # the vocabulary from the tokenizer
+    assert built.config.decoder_layers == 1  # the rest from the config file's model.yaml
+    assert cli.model.hparams["model_config"]["d_model"] == 48  # what the checkpoint records
+
+
+def test_a_finetune_from_random_weights_builds_the_model_config_it_is_given(world, tmp_path):
+    _, root = world
+    cli = finetune.make_cli(
+        ["--model.init_from", "null", "--model.tokenizer_path", str(root / "tokenizer.json"),
+         "--model.model_config", "configs/model/tiny.yaml", "--model.model_config.d_model", "64",
+         "--trainer.default_root_dir", str(tmp_path / "ft"), "--data.source", str(tmp_path)]
+    )  # fmt: skip
+    config = cli.model.model.config
+    assert (config.d_model, config.encoder_layers, config.vocab_size) == (64, 2, 400)
+
+
+def test_print_config_round_trips(tmp_path, capsys):
+    overrides = ["--model.model_config.d_model", "64", "--data.noise", "[{class_path: token_masking}]"]
+    base = ["-c", str(REPO / "configs" / "pretrain" / "tiny.yaml"), *overrides, "--print_config"]
+    code, first, _ = _exit_output(pretrain.main, base, capsys)
+    assert code == 0
+    printed = yaml.safe_load(first)
+    assert printed["model"]["model_config"]["d_model"] == 64 and printed["model"]["model_config"]["encoder_layers"] == 2
+    assert printed["data"]["noise"] == [{"class_path": "token_masking"}]
+    (tmp_path / "printed.yaml").write_text(first)
+    code, second, _ = _exit_output(pretrain.main, ["-c", str(tmp_path / "printed.yaml"), "--print_config"], capsys)
+    assert code == 0 and second == first
+
+
+def test_a_noise_recipe_given_inline_is_the_pipeline(world, tmp_path):
+    config, _ = world
+    recipe = "[{class_path: token_masking, init_args: {ratio: 0.2}}]"
+    cli = pretrain.make_cli(["-c", str(config), "--run_dir", str(tmp_path / "run"), "--data.noise", recipe])
+    assert cli.datamodule.noise_spec == [{"class_path": "token_masking", "init_args": {"ratio": 0.2}}]
+    assert load_noise(cli.datamodule.noise_spec).noises == (TokenMasking(ratio=0.2),)
+
+
+def test_a_noise_spec_with_a_misspelled_key_is_a_usage_error(world, tmp_path, capsys):
+    config, _ = world
+    mine = yaml.safe_load(config.read_text())
+    mine["data"]["noise"] = [{"class_pth": "token_masking"}]
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    code, _, err = _exit_output(pretrain.main, ["-c", str(tmp_path / "mine.yaml"), "--print_config"], capsys)
+    assert code == 2 and "class_pth" in err
+
+
+def test_the_former_syntax_names_a_shipped_preset_from_any_directory(tmp_path, monkeypatch, capsys):
+    mine = tmp_path / "exp" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text("model:\n  model_config: configs/model/base.yaml\ndata:\n  noise: configs/noise/identity.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = _exit_output(pretrain.main, ["-c", str(mine), "--print_config"], capsys)
+    assert code == 0
+    printed = yaml.safe_load(out)
+    preset = yaml.safe_load((REPO / "configs" / "model" / "base.yaml").read_text())
+    assert {k: printed["model"]["model_config"][k] for k in preset} == preset
+    assert printed["data"]["noise"] == "configs/noise/identity.yaml"  # a path: resolved when the run starts
+
+
+def test_a_missing_preset_file_says_where_it_was_looked_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _exit_output(pretrain.main, ["--model.model_config", "configs/model/huge.yaml"], capsys)
+    assert code == 2 and f"looked for {tmp_path / 'configs/model/huge.yaml'}" in err
