@@ -137,15 +137,9 @@ class Attention(nn.Module):
         else:  # cross-attention on precomputed memory keys/values
             q = self.heads(F.linear(x, self.qkv_proj.weight[:D], self.qkv_proj.bias[:D]), 1)[0]
             k, v = kv
-        G = B // k.size(0)  # beams per source: each source's keys serve its G beams as extra queries
-        if G > 1:
-            q = q.view(k.size(0), G, self.n_head, T, self.head_dim).transpose(1, 2).flatten(2, 3)  # (B/G, H, G*T, Dh)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
-        if G > 1:
-            y = y.view(k.size(0), self.n_head, G, T, self.head_dim).transpose(1, 2)  # (B/G, G, H, T, Dh)
-        y = y.reshape(B, self.n_head, T, self.head_dim).transpose(1, 2).reshape(B, T, D)
-        return self.out_proj(y)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
 
 
 class Block(nn.Module):
@@ -203,7 +197,12 @@ class DecoderLayer(Block):
     ) -> Tensor:
         attn = self.self_attn(x, mask=self_mask, is_causal=is_causal, cache=cache)
         x = self.self_attn_layer_norm(x + self.drop(attn))
-        x = self.encoder_attn_layer_norm(x + self.drop(self.encoder_attn(x, mask=memory_mask, kv=memory_kv)))
+        # Beam search: the G beams of a source share its memory keys (KVCache), so they attend as one source's
+        # G*T queries, (B, T, D) -> (B/G, G*T, D); exact, cross-attention queries never see each other.
+        B, T, D = x.shape
+        G = 1 if cache is None else cache.beams
+        cross = self.encoder_attn(x.view(B // G, G * T, D), mask=memory_mask, kv=memory_kv).view(B, T, D)
+        x = self.encoder_attn_layer_norm(x + self.drop(cross))
         return self.final_layer_norm(x + self.drop(self.ffn(x)))
 
 
@@ -235,6 +234,7 @@ class KVCache:
         H, Dh = c.decoder_attention_heads, c.d_model // c.decoder_attention_heads
         self.shape, self.kv = (len(dec.layers), 2, batch_size, H, capacity, Dh), None  # allocated at first update
         self.cross = [layer.encoder_attn.project_kv(memory) for layer in dec.layers]
+        self.beams = batch_size // memory.size(0)  # G: rows decoded per source row of `memory`
         self.memory_mask, self.length, self.layer = memory_mask, 0, 0
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
