@@ -16,7 +16,7 @@ import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 import noising
-from bart_pretrain.data.batching import plan_batches
+from bart_pretrain.data.batching import TokenBudgetBatchSampler
 from bart_pretrain.data.documents import LOCAL_SUFFIXES, encode_documents, expand_source, file_suffix, looks_local
 from bart_pretrain.data.pretrain_dataset import Corruptor, collate_denoising
 
@@ -82,26 +82,25 @@ class StreamingDenoisingDataset(IterableDataset):
             lengths = np.array([len(d["input_ids"]) for d in docs], dtype=np.int64)
             if len(docs) < self.num_replicas:  # the stream's tail: too few chunks to share without duplicates
                 return
-            plan = plan_batches(
+            # The buffer's batches as the map-style sampler plans them: this rank's share, from the resume point.
+            sampler = TokenBudgetBatchSampler(
                 lengths,
                 self.max_tokens,
-                seed=self.seed,
-                epoch=epoch * STREAM_INDEX_STRIDE + k,
                 max_sentences=self.max_sentences,
+                seed=self.seed,
                 num_replicas=self.num_replicas,
+                rank=self.rank,
             )
-            first = self.start[1] if k == self.start[0] else 0
+            sampler.resume(epoch * STREAM_INDEX_STRIDE + k, self.start[1] if k == self.start[0] else 0)
             out = []
-            for j, batch in enumerate(plan[self.rank :: self.num_replicas]):
-                if j < first:
-                    continue
-                indices = [k * STREAM_INDEX_STRIDE + int(i) for i in batch]
+            for key in sampler:
+                indices = [k * STREAM_INDEX_STRIDE + i for i in key.indices]
                 pairs = [
-                    self.corruptor(docs[int(i)], noising.sample_rng(self.seed, epoch, g))
-                    for i, g in zip(batch, indices, strict=True)
+                    self.corruptor(docs[i], noising.sample_rng(self.seed, epoch, g))
+                    for i, g in zip(key.indices, indices, strict=True)
                 ]
                 collated = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
-                collated.update(epoch=self.epoch, position=(k, j), indices=indices)
+                collated.update(epoch=self.epoch, position=(k, key.position), indices=indices)
                 out.append(collated)
             yield out
 
