@@ -43,6 +43,7 @@ def test_help_lists_every_model_config_field(command, capsys):
 
 def test_pretrain_help_types_the_noise_recipe(capsys):
     code, out, _ = _exit_output(pretrain.main, ["--help"], capsys)
+    out = " ".join(out.split())  # help lines wrap at the terminal's width
     assert code == 0 and "--data.noise NOISE" in out and "str | list[NoiseSpec]" in out
     code, out, _ = _exit_output(pretrain.main, ["--data.noise.help"], capsys)
     assert code == 0 and "class_path" in out and "init_args" in out
