@@ -55,7 +55,7 @@ def test_a_dotted_model_config_override_changes_the_built_model(world, tmp_path)
     cli = pretrain.make_cli([*argv, "--model.model_config.encoder_layers", "3"])
     built = cli.model.model
     assert built.config.d_model == 48 and len(built.encoder.layers) == 3
-    assert built.embed_tokens.weight.shape == (400, 48)  # the vocabulary from the tokenizer
+    assert built.shared.weight.shape == (400, 48)  # the vocabulary from the tokenizer
     assert built.config.decoder_layers == 1  # the rest from the config file's model.yaml
     assert cli.model.hparams["model_config"]["d_model"] == 48  # what the checkpoint records
 
