@@ -138,6 +138,10 @@ def test_finetune_compare_scratch_runs_both_with_the_same_budget(tmp_path, scrat
     assert metrics["from_pretrained"]["steps"] == metrics["from_scratch"]["steps"] == 3
     for variant in ("from_pretrained", "from_scratch"):
         assert (tmp_path / variant / "predictions.jsonl").is_file()
+    # each run records its own init: the checkpoint, then none (random weights)
+    assert metrics["from_pretrained"]["init_from"] == str(ckpt) and metrics["from_scratch"]["init_from"] is None
+    scratch_ckpt = torch.load(tmp_path / "from_scratch" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert scratch_ckpt["hyper_parameters"]["init_from"] is None
 
 
 @pytest.mark.parametrize("config", ["debian_tiny", "cnn_dailymail", "xsum"])

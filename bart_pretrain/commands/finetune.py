@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         if scratch.seed_everything is not None:
             pl.seed_everything(scratch.seed_everything, workers=True)
         cli.config = scratch
+        # LightningCLI records a module's hyper-parameters from a dump of its config that it makes once and caches:
+        # drop it, or the from-scratch module would record the first run's (its init_from among them).
+        vars(cli).pop("config_dump", None)
         cli.place_run("from_scratch")
         cli.instantiate_classes()
         m = _fit_and_evaluate(cli, "from_scratch", root / "from_scratch", cfg.evaluate_test)
