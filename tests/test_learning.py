@@ -69,7 +69,7 @@ class _Tok:
 
 def test_copy_baseline_is_the_source_with_masks_dropped():
     source = np.array([0, 11, 12, 9, 14, 2])  # 9 stands for <mask> here: < 10 are special for _Tok
-    probe = ReconstructionProbe([source], ["w11 w12 w13 w14"], _Tok().decode)
+    probe = ReconstructionProbe([source], ["w11 w12 w13 w14"], _Tok().decode, num_beams=1)
     assert probe.copy_texts == ["w11 w12 w14"]
     assert probe.baseline == corpus_scores(["w11 w12 w14"], ["w11 w12 w13 w14"])
 

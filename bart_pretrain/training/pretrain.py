@@ -72,7 +72,7 @@ class PretrainModule(Seq2SeqModule):
         # The checkpoint carries its tokenizer (and where it was read from): export and fine-tuning work from anywhere.
         has_tokenizer = tokenizer_path is not None and os.path.exists(tokenizer_path)
         tokenizer = Tokenizer.from_file(tokenizer_path) if has_tokenizer else None
-        self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path) if has_tokenizer else None
+        self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path) if tokenizer is not None else None
         config = resolve_model_config(model_config, None if tokenizer is None else tokenizer.vocab_size, tokenizer_path)
         self.save_hyperparameters(
             {
@@ -114,19 +114,25 @@ class PretrainModule(Seq2SeqModule):
                     metrics[f"loss_{name}"], metrics[f"token_acc_{name}"] = loss / n, correct / n
         return metrics
 
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if not self.reconstruction_documents or not self.full_validation():
-            return
-        if self.reconstruction_probe is None:
+    def get_reconstruction_probe(self):
+        """The fixed reconstruction set, built from the data module on first use (None: turned off, or no
+        validation documents)."""
+        if self.reconstruction_probe is None and self.reconstruction_documents:
             from bart_pretrain.training.reconstruction import ReconstructionProbe
 
             self.reconstruction_probe = ReconstructionProbe.from_datamodule(
                 self.trainer.datamodule, self.reconstruction_documents, self.reconstruction_beams
             )
-            if self.reconstruction_probe is None:
-                return
-        result = self.reconstruction_probe.evaluate(self.model)
+        return self.reconstruction_probe
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if not self.full_validation():
+            return
+        probe = self.get_reconstruction_probe()
+        if probe is None:
+            return
+        result = probe.evaluate(self.model)
         result["step"] = int(self.trainer.global_step)
         self.last_reconstruction = result
         model, copy = result["model"], result["copy_baseline"]

@@ -29,7 +29,7 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
 
 @torch.no_grad()
 def reconstruct(
-    model, sources: Sequence[np.ndarray], *, num_beams: int = 4, batch_size: int = 16, extra_tokens: int = 16
+    model, sources: Sequence[np.ndarray], *, num_beams: int, batch_size: int = 16, extra_tokens: int = 16
 ) -> list[list]:
     """Reconstructions (token ids, special tokens included) of ``sources``, in their order, by beam search of width
     ``num_beams`` (1: greedy); batches of similar length, each allowed ``extra_tokens`` more than its longest source."""
@@ -62,7 +62,7 @@ class ReconstructionProbe:
     sources: list[np.ndarray]
     originals: list[str]
     decode: Callable[..., str]
-    num_beams: int = 4
+    num_beams: int
     """Beam width of the model's reconstructions (1: greedy)."""
     copy_texts: list[str] = field(init=False)
     baseline: dict[str, float] = field(init=False)
@@ -72,7 +72,7 @@ class ReconstructionProbe:
         self.baseline = corpus_scores(self.copy_texts, self.originals)
 
     @classmethod
-    def from_datamodule(cls, datamodule, n: int, num_beams: int = 4) -> ReconstructionProbe | None:
+    def from_datamodule(cls, datamodule, n: int, num_beams: int) -> ReconstructionProbe | None:
         """The first ``n`` validation documents, corrupted exactly as validation corrupts them (None: no val set)."""
         docs = getattr(datamodule, "val_docs", None)
         if docs is None or n <= 0:

@@ -55,11 +55,7 @@ def plot_losses(history: dict[str, list], path: Path) -> None:
 def final_reconstruction(module, trainer: pl.Trainer) -> dict | None:
     """The module's reconstruction evaluation at the last step (computed now if the last validation was earlier)."""
     result = getattr(module, "last_reconstruction", None)
-    probe = getattr(module, "reconstruction_probe", None)
-    if probe is None and getattr(module, "reconstruction_documents", 0):
-        from bart_pretrain.training.reconstruction import ReconstructionProbe
-
-        probe = ReconstructionProbe.from_datamodule(trainer.datamodule, module.reconstruction_documents)
+    probe = module.get_reconstruction_probe() if hasattr(module, "get_reconstruction_probe") else None
     if probe is not None and (result is None or result["step"] != trainer.global_step):
         result = probe.evaluate(module.model) | {"step": int(trainer.global_step)}
     return result
