@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from bart_pretrain.data.documents import (
+    PIECE_CHARS,
     encode_document,
     encode_documents,
     load_text_dataset,
+    sentence_pieces,
     split_sentences,
     to_document,
     tokenize_dataset,
@@ -104,6 +106,23 @@ def test_a_sentence_longer_than_max_length_is_split_hard(tok):
     assert len(chunks) > 1
     for chunk in chunks:
         _check_chunk(chunk, 16)
+
+
+def test_a_long_sentence_is_tokenized_in_pieces_into_the_same_ids(tok):
+    sentence = " ".join(["Sentence permutation needs sentences, text infilling needs words"] * 200)  # ~13k chars
+    assert len(sentence) > 3 * PIECE_CHARS and len(split_sentences(sentence)) == 1
+    pieces = sentence_pieces(sentence)
+    assert "".join(pieces) == sentence and max(map(len, pieces)) <= PIECE_CHARS
+    assert all(p.startswith(" ") for p in pieces[1:])  # cut just before a space: where the pre-tokenizer cuts too
+    whole = tok.encode(sentence)
+    (chunk,) = encode_document(sentence, tok, len(whole) + 2)
+    assert chunk["input_ids"][1:-1] == whole
+
+
+def test_a_run_without_spaces_longer_than_a_piece_is_cut_where_it_must():
+    assert [len(p) for p in sentence_pieces("x" * 10, size=4)] == [4, 4, 2]
+    assert sentence_pieces("ab cdefgh ij", size=4) == ["ab", " cde", "fgh", " ij"]
+    assert sentence_pieces("short", size=4096) == ["short"]
 
 
 def test_word_starts_follow_byte_level_spaces(tok):
