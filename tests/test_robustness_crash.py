@@ -2,9 +2,10 @@
 ends with exactly the weights of an uninterrupted run; a SIGKILL in the middle of writing a checkpoint (a real run)
 or a data file leaves the previous file intact.
 
-The training runs are real subprocesses of the installed CLI on a d_model=32 model. Two Lightning callbacks defined
-here are loaded by the child through ``trainer.callbacks`` (``PYTHONPATH`` holds tests/): one prints each finished
-step so the test knows when to kill, one stalls in the middle of writing the n-th checkpoint.
+The training runs are real processes of the CLI on a d_model=32 model, forked from the test process (tests/forked.py:
+killed like any process, without importing torch and Lightning again). Two Lightning callbacks defined here are loaded
+by the child through ``trainer.callbacks``: one prints each finished step so the test knows when to kill, one stalls
+in the middle of writing the n-th checkpoint.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 import pytorch_lightning as pl
 import torch
+from forked import Forked
 from pretrain_world import make_world
 
 from bart_pretrain.loading import load_bart
 
-TESTS = Path(__file__).parent
 MAX_STEPS = 12
 CHECKPOINT_EVERY = 2
 
@@ -63,17 +63,8 @@ class StallMidCheckpoint(pl.Callback):
         torch.save = stalling_save
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = "1"  # the same kernels in every run; 2 shared cores
-    return env
-
-
 def _cli(config: Path, *args: str) -> list[str]:
-    exe = Path(sys.executable).with_name("bart-pretrain")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bart_pretrain.cli"]
-    return [*cmd, "pretrain", "-c", str(config), "--report", "false", *args]
+    return ["pretrain", "-c", str(config), "--report", "false", *args]
 
 
 def _world(root: Path, *callbacks: dict) -> Path:
@@ -89,33 +80,33 @@ def _world(root: Path, *callbacks: dict) -> Path:
     )
 
 
-def _run_until(cmd: list[str], stop, timeout: float = 240) -> tuple[int, list[str]]:
-    """Run ``cmd``; SIGKILL it as soon as ``stop(line)`` is true for a stdout line. Returns (returncode, lines)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+def _kill_when(proc, stop, timeout: float) -> list[str]:
+    """SIGKILL ``proc`` (a :class:`Forked` or a ``subprocess.Popen`` with a text stdout pipe) as soon as ``stop(line)``
+    is true for a line of its stdout; the lines read."""
     lines: list[str] = []
     deadline = time.monotonic() + timeout
-    try:
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if stop(lines[-1]):
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            assert time.monotonic() < deadline, f"{cmd} did not reach the kill point in {timeout}s"
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if stop(lines[-1]):
             os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    stderr = proc.stderr.read()
-    proc.stderr.close()
-    proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL, f"expected a SIGKILLed run, got rc={proc.returncode}:\n{stderr[-3000:]}"
-    return proc.returncode, lines
+            break
+        assert time.monotonic() < deadline, f"pid {proc.pid} did not reach the kill point in {timeout}s"
+    proc.wait(timeout=60)
+    return lines
 
 
-def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=150)
-    assert done.returncode == 0, done.stderr[-3000:]
+def _run_until(argv: list[str], stop, timeout: float = 240) -> list[str]:
+    """Run the CLI with ``argv``; SIGKILL it as soon as ``stop(line)`` is true for a stdout line. Returns the lines."""
+    with Forked(argv) as proc:
+        lines = _kill_when(proc, stop, timeout)
+        rc = proc.returncode
+        assert rc == -signal.SIGKILL, f"expected a SIGKILLed run, got rc={rc}:\n{proc.stderr()[-3000:]}"
+    return lines
+
+
+def _run(argv: list[str]) -> None:
+    with Forked(argv, log=os.devnull) as proc:
+        assert proc.wait(timeout=150) == 0, proc.stderr()[-3000:]
 
 
 def _assert_same_weights(a: dict, b: dict, what: str) -> None:
@@ -124,13 +115,11 @@ def _assert_same_weights(a: dict, b: dict, what: str) -> None:
     assert not different, f"{what}: weights differ from the uninterrupted run: {different[:5]}"
 
 
-@pytest.mark.slow  # subprocesses: two full training runs
 def test_sigkill_at_a_random_step_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     seed = random.randrange(1 << 30)
     kill_at = random.Random(seed).randint(CHECKPOINT_EVERY + 1, MAX_STEPS - 2)  # after >= 1 checkpoint, before the end
     # The uninterrupted run of the same length, in its own directory, alongside.
-    log = (tmp_path / "uninterrupted.log").open("w")
-    uninterrupted = subprocess.Popen(_cli(_world(tmp_path / "uninterrupted")), stdout=log, stderr=log, env=_env())
+    uninterrupted = Forked(_cli(_world(tmp_path / "uninterrupted")), log=tmp_path / "uninterrupted.log")
     config = _world(tmp_path / "killed")
     _run_until(_cli(config), lambda line: line == f"step {kill_at}")
     ckpt = tmp_path / "killed" / "run" / "checkpoints" / "last.ckpt"
@@ -140,15 +129,13 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_weights_of_an_uninterrup
     _run(_cli(config, "--ckpt_path", "last"))
     final = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert final["global_step"] == MAX_STEPS
-    uninterrupted.wait(timeout=150)
-    log.close()
-    assert uninterrupted.returncode == 0, (tmp_path / "uninterrupted.log").read_text()[-3000:]
+    with uninterrupted:
+        assert uninterrupted.wait(timeout=150) == 0, uninterrupted.stderr()[-3000:]
     reference = torch.load(tmp_path / "uninterrupted" / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert reference["global_step"] == MAX_STEPS
     _assert_same_weights(final["state_dict"], reference["state_dict"], f"killed at step {kill_at} (seed {seed})")
 
 
-@pytest.mark.slow  # subprocesses
 def test_sigkill_mid_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_path):
     # The n-th torch.save of the run stalls half-way through the file: checkpoints are at steps 2, 4, ...
     nth = random.Random().randint(2, MAX_STEPS // CHECKPOINT_EVERY - 1)
@@ -189,7 +176,10 @@ def test_sigkill_mid_data_write_leaves_the_previous_file_intact(tmp_path):
     path = tmp_path / "corpus" / "train.jsonl"
     atomic_write_jsonl(path, [{"id": 0, "text": "old"}])
     before = path.read_bytes()
-    _run_until([sys.executable, "-c", _WRITER, str(path)], lambda line: line == "mid-write", timeout=60)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    with writer:
+        _kill_when(writer, lambda line: line == "mid-write", timeout=60)
+    assert writer.returncode == -signal.SIGKILL
     assert path.read_bytes() == before
     leftovers = [p for p in path.parent.iterdir() if p != path]
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".train.jsonl.")  # the killed writer's temp file

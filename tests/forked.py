@@ -1,0 +1,100 @@
+"""Run `bart-pretrain` in a forked child of the test process: a real, separate process (its own pid, killable with
+SIGKILL, its own stdout/stderr pipes) that does not pay the ~10 s of importing torch, Lightning and transformers
+again, as a fresh interpreter would. The tests that need a fresh interpreter (the installed console script, Lightning's
+DDP launcher, which re-runs the command line) still start one with :mod:`subprocess`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+
+
+class Forked:
+    """The child running ``bart_pretrain.cli.main(argv)`` with ``env`` added to its environment.
+
+    ``stdout`` is a text pipe from it, to read line by line as it runs; with ``log``, the child writes its stdout to
+    that file instead and ``stdout`` is None (a pipe nobody reads fills up and blocks the writer). Its stderr goes to
+    an unnamed temporary file, read by :meth:`stderr`."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, log: str | os.PathLike | None = None):
+        import tempfile
+
+        import bart_pretrain.cli  # before the fork: the child starts with everything imported
+
+        out_r, out_w = os.pipe() if log is None else (None, os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+        self._err = tempfile.TemporaryFile()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            if out_r is not None:
+                os.close(out_r)
+            _child(bart_pretrain.cli.main, argv, env or {}, out_w, self._err.fileno())
+        os.close(out_w)
+        self.pid, self.returncode = pid, None
+        self.stdout = None if out_r is None else open(out_r, buffering=1)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child (``timeout`` in seconds: SIGKILL it after that and raise ``TimeoutError``); returns the
+        exit code, or minus the signal number as :class:`subprocess.Popen` does."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG if deadline else 0)
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+            elif time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError(f"pid {self.pid} still running after {timeout} s")
+            else:
+                time.sleep(0.05)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.wait()
+
+    def stderr(self) -> str:
+        """What the child wrote on stderr so far."""
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace")
+
+    def close(self) -> None:
+        self.kill()
+        if self.stdout is not None:
+            self.stdout.close()
+        self._err.close()
+
+    def __enter__(self) -> Forked:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _child(main, argv: list[str], env: dict[str, str], out_fd: int, err_fd: int) -> None:
+    code = 1
+    try:
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        os.environ.update(env)
+        import torch
+
+        torch.set_num_threads(1)  # the parent's thread pool does not survive a fork; one thread also keeps runs equal
+        code = int(main(argv) or 0)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
