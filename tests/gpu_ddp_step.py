@@ -1,7 +1,8 @@
 """One optimizer step of a small `Seq2SeqModule` through Lightning, for tests/test_gpu.py: with DDP on 2 devices (each
-rank gets one of two batches) or on 1 device accumulating both. Run by the test as
-`python tests/gpu_ddp_step.py ACCELERATOR DEVICES OUT` (Lightning's DDP launcher re-runs this file for rank 1);
-rank 0 writes the weights before and after the step to OUT."""
+rank gets one of two batches) or on 1 device accumulating both; rank 0 writes the weights before and after the step
+to OUT. On CUDA the test runs `python tests/gpu_ddp_step.py gpu 2 OUT` (strategy ``ddp``: Lightning's launcher re-runs
+this file for rank 1); on CPU it calls :func:`run` with ``ddp_fork`` (the same DDP strategy, its ranks forked from the
+test process rather than started as fresh interpreters)."""
 
 from __future__ import annotations
 
@@ -49,13 +50,27 @@ class StepModule(Seq2SeqModule):
         return DataLoader(batches(), batch_size=None)  # under DDP Lightning's sampler gives rank r batch r
 
 
-def run(accelerator: str, devices: int, out: str) -> None:
+class SaveOnRankZero(pl.Callback):
+    """At the end of training, rank 0 (in whichever process the launcher ran it) writes the weights to ``out``."""
+
+    def __init__(self, before: dict, out: str):
+        self.before, self.out = before, out
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.global_rank == 0:
+            after = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
+            record = {"before": self.before, "after": after, "world": trainer.world_size, "step": trainer.global_step}
+            torch.save(record, self.out)
+
+
+def run(accelerator: str, devices: int, out: str, strategy: str = "ddp") -> None:
     module = StepModule()
     before = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
+        strategy=strategy if devices > 1 else "auto",
+        callbacks=[SaveOnRankZero(before, out)],
         max_steps=1,
         accumulate_grad_batches=2 // devices,
         logger=False,
@@ -64,9 +79,6 @@ def run(accelerator: str, devices: int, out: str) -> None:
         enable_model_summary=False,
     )
     trainer.fit(module)
-    if trainer.global_rank == 0:
-        after = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-        torch.save({"before": before, "after": after, "world": trainer.world_size, "step": trainer.global_step}, out)
 
 
 if __name__ == "__main__":
