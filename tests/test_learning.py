@@ -107,10 +107,10 @@ def _copy_world(tmp_path):
         n_train=400,
         n_val=24,
         data__noise="configs/noise/identity.yaml",
-        data__max_tokens=1024,
-        trainer__max_steps=400,
-        trainer__val_check_interval=400,
-        model__optim={"lr": 3e-3, "warmup_steps": 60},
+        data__max_tokens=512,
+        trainer__max_steps=340,
+        trainer__val_check_interval=340,
+        model__optim={"lr": 5e-3, "warmup_steps": 40},
         model__init={"positions": "sinusoidal", "cross_attention": "query_equals_key"},
         model__reconstruction_documents=8,
     )
@@ -129,8 +129,8 @@ def _copy_world(tmp_path):
 @pytest.mark.slow
 def test_identity_recipe_is_learned_through_the_pretrain_command(tmp_path):
     """The copy check: with source = target, validation token accuracy must reach 95% within the step budget.
-    Measured: 99.0% with this init; 21.4% with transformers' default init (same steps), whose decoder ignores the
-    encoder and only learns the word frequencies."""
+    Measured: 99.8% with this init (1 or 2 threads); 21.4% with transformers' default init (same steps), whose decoder
+    ignores the encoder and only learns the word frequencies."""
     config = _copy_world(tmp_path)
     assert main(["-c", str(config), "--checkpoint_every", "1000"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
