@@ -1,7 +1,15 @@
 """Tests marked `gpu` (declared in pyproject.toml) skip on a machine without CUDA; torch is imported only when such a
 test was collected, so numpy-only test runs stay torch-free."""
 
+import os
+
 import pytest
+
+# Under pytest-xdist each worker is one process per core: one torch thread each (and in the processes they start),
+# or the workers' thread pools fight over the cores and every training test slows down several times.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
 
 def pytest_collection_modifyitems(config, items):

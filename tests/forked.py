@@ -1,7 +1,7 @@
-"""Run `bart-pretrain` in a forked child of the test process: a real, separate process (its own pid, killable with
-SIGKILL, its own stdout/stderr pipes) that does not pay the ~10 s of importing torch, Lightning and transformers
-again, as a fresh interpreter would. The tests that need a fresh interpreter (the installed console script, Lightning's
-DDP launcher, which re-runs the command line) still start one with :mod:`subprocess`."""
+"""Run `bart-pretrain` (or any function) in a forked child of the test process: a real, separate process (its own
+pid, killable with SIGKILL, its own stdout/stderr) that does not pay the ~10 s of importing torch, Lightning and
+transformers again, as a fresh interpreter would. The tests that need a fresh interpreter (the installed console
+script, Lightning's DDP launcher, which re-runs the command line) still start one with :mod:`subprocess`."""
 
 from __future__ import annotations
 
@@ -9,19 +9,21 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 
 
 class Forked:
-    """The child running ``bart_pretrain.cli.main(argv)`` with ``env`` added to its environment.
+    """The child running ``target()`` (its return value, an int or None for 0, is the exit code) with ``env`` added
+    to its environment; :meth:`cli` runs ``bart-pretrain`` with a command line.
 
     ``stdout`` is a text pipe from it, to read line by line as it runs; with ``log``, the child writes its stdout to
     that file instead and ``stdout`` is None (a pipe nobody reads fills up and blocks the writer). Its stderr goes to
     an unnamed temporary file, read by :meth:`stderr`."""
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None, log: str | os.PathLike | None = None):
+    def __init__(
+        self, target: Callable[[], int | None], env: dict[str, str] | None = None, log: str | os.PathLike | None = None
+    ):
         import tempfile
-
-        import bart_pretrain.cli  # before the fork: the child starts with everything imported
 
         out_r, out_w = os.pipe() if log is None else (None, os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
         self._err = tempfile.TemporaryFile()
@@ -31,10 +33,17 @@ class Forked:
         if pid == 0:  # the child: never returns
             if out_r is not None:
                 os.close(out_r)
-            _child(bart_pretrain.cli.main, argv, env or {}, out_w, self._err.fileno())
+            _child(target, env or {}, out_w, self._err.fileno())
         os.close(out_w)
         self.pid, self.returncode = pid, None
         self.stdout = None if out_r is None else open(out_r, buffering=1)
+
+    @classmethod
+    def cli(cls, argv: list[str], **kwargs) -> Forked:
+        """``bart-pretrain ARGV`` in a forked child (imported here, before the fork: the child starts with it all)."""
+        from bart_pretrain.cli import main
+
+        return cls(lambda: main(argv), **kwargs)
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the child (``timeout`` in seconds: SIGKILL it after that and raise ``TimeoutError``); returns the
@@ -76,7 +85,7 @@ class Forked:
         self.close()
 
 
-def _child(main, argv: list[str], env: dict[str, str], out_fd: int, err_fd: int) -> None:
+def _child(target: Callable[[], int | None], env: dict[str, str], out_fd: int, err_fd: int) -> None:
     code = 1
     try:
         os.dup2(out_fd, 1)
@@ -87,7 +96,7 @@ def _child(main, argv: list[str], env: dict[str, str], out_fd: int, err_fd: int)
         import torch
 
         torch.set_num_threads(1)  # the parent's thread pool does not survive a fork; one thread also keeps runs equal
-        code = int(main(argv) or 0)
+        code = int(target() or 0)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:

@@ -19,6 +19,7 @@ PACKAGES = [ROOT / "bart_pretrain", ROOT / "noising"]
 NOT_IMPORTED = {
     "tensorboard": "TensorBoardLogger (pretrain.py) writes through it; Lightning imports it, we never do",
     "ruff": "a command-line tool (make lint)",
+    "pytest-xdist": "a pytest plug-in: `make test` runs the suite with `-n auto` (one worker per core)",
 }
 
 

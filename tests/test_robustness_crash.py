@@ -97,7 +97,7 @@ def _kill_when(proc, stop, timeout: float) -> list[str]:
 
 def _run_until(argv: list[str], stop, timeout: float = 240) -> list[str]:
     """Run the CLI with ``argv``; SIGKILL it as soon as ``stop(line)`` is true for a stdout line. Returns the lines."""
-    with Forked(argv) as proc:
+    with Forked.cli(argv) as proc:
         lines = _kill_when(proc, stop, timeout)
         rc = proc.returncode
         assert rc == -signal.SIGKILL, f"expected a SIGKILLed run, got rc={rc}:\n{proc.stderr()[-3000:]}"
@@ -105,7 +105,7 @@ def _run_until(argv: list[str], stop, timeout: float = 240) -> list[str]:
 
 
 def _run(argv: list[str]) -> None:
-    with Forked(argv, log=os.devnull) as proc:
+    with Forked.cli(argv, log=os.devnull) as proc:
         assert proc.wait(timeout=150) == 0, proc.stderr()[-3000:]
 
 
@@ -119,7 +119,7 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_weights_of_an_uninterrup
     seed = random.randrange(1 << 30)
     kill_at = random.Random(seed).randint(CHECKPOINT_EVERY + 1, MAX_STEPS - 2)  # after >= 1 checkpoint, before the end
     # The uninterrupted run of the same length, in its own directory, alongside.
-    uninterrupted = Forked(_cli(_world(tmp_path / "uninterrupted")), log=tmp_path / "uninterrupted.log")
+    uninterrupted = Forked.cli(_cli(_world(tmp_path / "uninterrupted")), log=tmp_path / "uninterrupted.log")
     config = _world(tmp_path / "killed")
     _run_until(_cli(config), lambda line: line == f"step {kill_at}")
     ckpt = tmp_path / "killed" / "run" / "checkpoints" / "last.ckpt"
