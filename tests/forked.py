@@ -1,7 +1,7 @@
 """Run `bart-pretrain` (or any function) in a forked child of the test process: a real, separate process (its own
 pid, killable with SIGKILL, its own stdout/stderr) that does not pay the ~10 s of importing torch, Lightning and
-transformers again, as a fresh interpreter would. The tests that need a fresh interpreter (the installed console
-script, Lightning's DDP launcher, which re-runs the command line) still start one with :mod:`subprocess`."""
+transformers again, as a fresh interpreter would. The test of the installed console script still starts one with
+:mod:`subprocess`."""
 
 from __future__ import annotations
 
@@ -40,10 +40,21 @@ class Forked:
 
     @classmethod
     def cli(cls, argv: list[str], **kwargs) -> Forked:
-        """``bart-pretrain ARGV`` in a forked child (imported here, before the fork: the child starts with it all)."""
-        from bart_pretrain.cli import main
+        """``python -m bart_pretrain.cli ARGV`` in a forked child (imported here, before the fork: the child starts
+        with it all). The child's ``sys.argv`` and ``__main__`` are those of that command, so a launcher that starts
+        more processes by re-running the command line (Lightning's DDP) starts that command."""
+        import importlib.util
 
-        return cls(lambda: main(argv), **kwargs)
+        import bart_pretrain.cli
+
+        def run() -> int:
+            import __main__
+
+            sys.argv = [bart_pretrain.cli.__file__, *argv]
+            __main__.__spec__ = importlib.util.find_spec("bart_pretrain.cli")
+            return bart_pretrain.cli.main(argv)
+
+        return cls(run, **kwargs)
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the child (``timeout`` in seconds: SIGKILL it after that and raise ``TimeoutError``); returns the
@@ -93,6 +104,8 @@ def _child(target: Callable[[], int | None], env: dict[str, str], out_fd: int, e
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
         os.environ.update(env)
+        if "PYTHONPATH" in env:  # as a fresh interpreter would see it
+            sys.path[:0] = [p for p in env["PYTHONPATH"].split(os.pathsep) if p]
         import torch
 
         torch.set_num_threads(1)  # the parent's thread pool does not survive a fork; one thread also keeps runs equal

@@ -3,12 +3,10 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
-import pytest
 import yaml
+from forked import Forked
 from pretrain_world import make_world
 
 RECORDER = textwrap.dedent(
@@ -35,23 +33,18 @@ RECORDER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_ddp_two_cpu_processes_see_disjoint_data_and_end_with_identical_weights(tmp_path):
     config_path = make_world(tmp_path, n_train=60)
     (tmp_path / "recorder.py").write_text(RECORDER)
     config = yaml.safe_load(config_path.read_text())
     config["trainer"]["callbacks"] = [{"class_path": "recorder.Recorder", "init_args": {"out_dir": str(tmp_path)}}]
     config_path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     args = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.max_steps", "6", "--report", "false"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bart_pretrain.cli", "pretrain", "-c", str(config_path), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Rank 0 is `python -m bart_pretrain.cli pretrain ...` forked from this process; Lightning's launcher starts rank 1
+    # by running that command line again, in a fresh interpreter.
+    with Forked.cli(["pretrain", "-c", str(config_path), *args], env=env, log=os.devnull) as rank0:
+        assert rank0.wait(timeout=240) == 0, rank0.stderr()[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["world"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [6, 6]
     epochs = {epoch for epoch, _ in ranks[0]["indices"]}
