@@ -8,6 +8,7 @@ DATA   ?= data
 PRETRAIN_CONFIG ?= configs/pretrain/tiny.yaml
 FINETUNE_CONFIG ?= configs/finetune/debian_tiny.yaml
 ABLATION_CONFIG ?= configs/ablation/default.yaml
+TEST_WORKERS ?= auto
 
 .PHONY: setup data pretrain finetune-summarize ablation test bench gpu-check lint format clean
 
@@ -34,8 +35,9 @@ finetune-summarize: setup data
 ablation: setup data
 	$(BIN)/bart-pretrain ablate -c $(ABLATION_CONFIG)
 
+# The whole suite, one worker per core (pytest-xdist; each test file stays on one worker, with its module fixtures)
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/python -m bart_pretrain.bench

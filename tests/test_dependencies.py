@@ -34,6 +34,7 @@ def declared(group: str | None = None) -> set[str]:
 
 LOCAL = {"bart_pretrain", "noising"} | {p.stem for p in (ROOT / "tests").rglob("*.py")}
 LOCAL |= {p.parent.name for p in (ROOT / "tests").rglob("__init__.py")}
+LOCAL |= {"__main__"}  # the running program's module (tests/forked.py sets its spec), not a distribution
 
 
 def imported(roots: list[Path], module_level_only: bool = False) -> dict[str, set[str]]:
