@@ -23,27 +23,48 @@ from torch import Tensor, nn
 class BartConfig:
     """Hyper-parameters of the network; field names as transformers' `BartConfig` so configs map one-to-one."""
 
-    vocab_size: int = 50265  # tokens in the vocabulary (linked from the tokenizer in our configs)
-    d_model: int = 1024  # width of every hidden state
-    encoder_layers: int = 12  # transformer blocks in the encoder
-    decoder_layers: int = 12  # transformer blocks in the decoder
-    encoder_attention_heads: int = 16  # heads of encoder self-attention; must divide d_model
-    decoder_attention_heads: int = 16  # heads of decoder self- and cross-attention; must divide d_model
-    encoder_ffn_dim: int = 4096  # inner width of the encoder feed-forward blocks
-    decoder_ffn_dim: int = 4096  # inner width of the decoder feed-forward blocks
-    max_position_embeddings: int = 1024  # longest source or target sequence (learned positions)
-    dropout: float = 0.1  # on embeddings and on each residual branch
-    attention_dropout: float = 0.0  # on attention probabilities
-    activation_dropout: float = 0.0  # after the feed-forward activation
-    activation_function: Literal["gelu", "relu"] = "gelu"  # feed-forward non-linearity (BART: exact erf GELU)
-    init_std: float = 0.02  # std of the normal init of linear and embedding weights
-    scale_embedding: bool = False  # multiply token embeddings by sqrt(d_model)
-    pad_token_id: int = 1  # <pad>: masked in attention, its embedding row gets no gradient from lookups
-    bos_token_id: int = 0  # <s>: first token of every source and target
-    eos_token_id: int = 2  # </s>: last token; generation stops on it
-    decoder_start_token_id: int = 2  # first decoder input (BART starts decoding with </s>)
-    forced_bos_token_id: int | None = 0  # generation: token forced at the first generated step (None: not forced)
-    forced_eos_token_id: int | None = 2  # generation: token forced when max_length is reached (None: not forced)
+    vocab_size: int = 50265
+    """Tokens in the vocabulary (linked from the tokenizer in our configs)."""
+    d_model: int = 1024
+    """Width of every hidden state."""
+    encoder_layers: int = 12
+    """Transformer blocks in the encoder."""
+    decoder_layers: int = 12
+    """Transformer blocks in the decoder."""
+    encoder_attention_heads: int = 16
+    """Heads of encoder self-attention; must divide d_model."""
+    decoder_attention_heads: int = 16
+    """Heads of decoder self- and cross-attention; must divide d_model."""
+    encoder_ffn_dim: int = 4096
+    """Inner width of the encoder feed-forward blocks."""
+    decoder_ffn_dim: int = 4096
+    """Inner width of the decoder feed-forward blocks."""
+    max_position_embeddings: int = 1024
+    """Longest source or target sequence (learned positions)."""
+    dropout: float = 0.1
+    """On embeddings and on each residual branch."""
+    attention_dropout: float = 0.0
+    """On attention probabilities."""
+    activation_dropout: float = 0.0
+    """After the feed-forward activation."""
+    activation_function: Literal["gelu", "relu"] = "gelu"
+    """Feed-forward non-linearity (BART: exact erf GELU)."""
+    init_std: float = 0.02
+    """Std of the normal init of linear and embedding weights."""
+    scale_embedding: bool = False
+    """Multiply token embeddings by sqrt(d_model)."""
+    pad_token_id: int = 1
+    """<pad>: masked in attention, its embedding row gets no gradient from lookups."""
+    bos_token_id: int = 0
+    """<s>: first token of every source and target."""
+    eos_token_id: int = 2
+    """</s>: last token; generation stops on it."""
+    decoder_start_token_id: int = 2
+    """First decoder input (BART starts decoding with </s>)."""
+    forced_bos_token_id: int | None = 0
+    """Generation: token forced at the first generated step (None: not forced)."""
+    forced_eos_token_id: int | None = 2
+    """Generation: token forced when max_length is reached (None: not forced)."""
 
     def __post_init__(self) -> None:
         for name in (

@@ -5,6 +5,7 @@ field shows in ``--help`` and ``--print_config`` and a dotted override reaches t
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -39,6 +40,12 @@ def test_help_lists_every_model_config_field(command, capsys):
     missing = [name for name in FIELDS if f"--model.model_config.{name} " not in out]
     assert not missing, f"not in --help: {missing}"
     assert "--model.model_config CONFIG" in out  # a preset file loads all of them
+    folded = " ".join(out.split())  # help lines wrap at the terminal's width
+    entry = r"(?<!\[)--model\.model_config\.{} (?:[A-Z_]+|\{{[a-z,]+\}}) (.*?)\(type: "  # the entry, not [--usage]
+    described = {n: re.search(entry.format(n), folded) for n in FIELDS}
+    undescribed = [n for n, m in described.items() if not (m and m.group(1).strip())]
+    assert not undescribed, f"no description in --help (BartConfig's attribute docstrings): {undescribed}"
+    assert "Width of every hidden state. (type: int" in folded
 
 
 def test_pretrain_help_types_the_noise_recipe(capsys):
