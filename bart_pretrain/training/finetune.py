@@ -111,11 +111,21 @@ class SummarizationModule(Seq2SeqModule):
         self.tokenizer = tokenizer
         self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path)
         self.pad_id = model.config.pad_token_id
-        self.save_hyperparameters()
-        # What load_bart and `summarize` need to rebuild this model without its init checkpoint (CONTRACTS.md).
-        self.hparams["model_config"] = dataclasses.asdict(model.config)
-        self.hparams["tokenizer_path"] = self.tokenizer_record["path"]
-        self.hparams["generation"] = dataclasses.asdict(self.generation)
+        # The arguments as resolved: the model's config, tokenizer and generation settings are what load_bart and
+        # `summarize` need to rebuild this model without its init checkpoint (CONTRACTS.md).
+        self.save_hyperparameters(
+            {
+                "init_from": init_from,
+                "model_config": dataclasses.asdict(model.config),
+                "tokenizer_path": self.tokenizer_record["path"],
+                "optim": dataclasses.asdict(self.optim),
+                "init": None if init is None else dataclasses.asdict(init),
+                "dropout": dropout,
+                "generation": dataclasses.asdict(self.generation),
+                "max_source_length": max_source_length,
+                "eval_max_tokens": eval_max_tokens,
+            }
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
