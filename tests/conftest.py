@@ -1,5 +1,6 @@
-"""Tests marked `gpu` (declared in pyproject.toml) skip on a machine without CUDA; torch is imported only when such a
-test was collected, so numpy-only test runs stay torch-free."""
+"""Hooks only (the tests' factories are in pretrain_world.py): tests marked `gpu` (declared in pyproject.toml) skip on
+a machine without CUDA, and torch is imported only when such a test was collected, so numpy-only test runs stay
+torch-free; one torch thread per pytest-xdist worker; jsonargparse's docstring parsing cached for the run."""
 
 import os
 
