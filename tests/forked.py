@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
+import time
 import traceback
 from collections.abc import Callable
 
@@ -23,8 +25,6 @@ class Forked:
     def __init__(
         self, target: Callable[[], int | None], env: dict[str, str] | None = None, log: str | os.PathLike | None = None
     ):
-        import tempfile
-
         out_r, out_w = os.pipe() if log is None else (None, os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
         self._err = tempfile.TemporaryFile()
         sys.stdout.flush()
@@ -59,8 +59,6 @@ class Forked:
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the child (``timeout`` in seconds: SIGKILL it after that and raise ``TimeoutError``); returns the
         exit code, or minus the signal number as :class:`subprocess.Popen` does."""
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.returncode is None:
             done, status = os.waitpid(self.pid, os.WNOHANG if deadline else 0)

@@ -15,7 +15,7 @@ import yaml
 from jsonargparse import Namespace, set_parsing_settings
 from pytorch_lightning.cli import LightningCLI
 
-from bart_pretrain.paths import resolve_input, shipped, where_looked
+from bart_pretrain.paths import resolve_config_inputs, resolve_input, shipped, where_looked
 from bart_pretrain.training.model_config import DEFAULT_MODEL_CONFIG
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -64,8 +64,6 @@ class TrainingCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
-        from bart_pretrain.paths import resolve_config_inputs
-
         if self.config["torch_threads"] is not None:
             torch.set_num_threads(self.config["torch_threads"])
         resolve_config_inputs(self.config, self.INPUTS, self.argv)

@@ -1,8 +1,7 @@
 """Does the denoiser beat copying its input? Reconstructions (beam search, or greedy) of a fixed set of validation
-documents scored
-against the originals with sacrebleu's chrF and BLEU, beside the same scores of the COPY BASELINE: the corrupted
-source itself with its special tokens (masks) dropped. A model that ignores its source scores far below the
-baseline; one that copies and also repairs (fills spans, restores order) scores above it.
+documents scored against the originals with sacrebleu's chrF and BLEU, beside the same scores of the COPY BASELINE:
+the corrupted source itself with its special tokens (masks) dropped. A model that ignores its source scores far
+below the baseline; one that copies and also repairs (fills spans, restores order) scores above it.
 """
 
 from __future__ import annotations
