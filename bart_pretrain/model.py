@@ -159,7 +159,10 @@ class Attention(nn.Module):
             q = self.heads(F.linear(x, self.qkv_proj.weight[:D], self.qkv_proj.bias[:D]), 1)[0]
             k, v = kv
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
+        if torch.compiler.is_compiling() and q.device.type == "cpu":
+            y = attention_math(q, k, v, mask, p, is_causal)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
 
 
@@ -307,19 +310,31 @@ class Bart(nn.Module):
     def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """(B, S) ids -> encoder output (B, S, D) and the key-padding mask (B, 1, 1, S), None if nothing is padded."""
         mask = padding_mask(attention_mask)
+        return self.encode_masked(input_ids, mask), mask
+
+    def encode_masked(self, input_ids: Tensor, mask: Tensor | None) -> Tensor:
         x = self.encoder.embed(self.embed_tokens(input_ids))
         for layer in self.encoder.layers:
             x = layer(x, mask=mask)
-        return x, mask
+        return x
 
     def decode(self, decoder_input_ids, memory, memory_mask, decoder_attention_mask=None) -> Tensor:
         """Teacher-forced decoder pass over (B, T) ids -> final decoder states (B, T, D); `lm_head` gives logits."""
         self_mask, is_causal = causal_mask(decoder_attention_mask)
+        return self.decode_masked(decoder_input_ids, memory, memory_mask, self_mask, is_causal)
+
+    def decode_masked(self, decoder_input_ids, memory, memory_mask, self_mask, is_causal: bool) -> Tensor:
         x = self.decoder.embed(self.embed_tokens(decoder_input_ids))
         for layer in self.decoder.layers:
             kv = layer.encoder_attn.project_kv(memory)
             x = layer(x, self_mask=self_mask, is_causal=is_causal, memory_kv=kv, memory_mask=memory_mask)
         return x
+
+    def stack_states(self, input_ids, memory_mask, decoder_input_ids, self_mask, is_causal: bool) -> Tensor:
+        """Encoder then teacher-forced decoder with the masks given (`padding_mask`, `causal_mask`): no branch on
+        tensor values, so `torch.compile` takes it as one graph. -> final decoder states (B, T, D)."""
+        memory = self.encode_masked(input_ids, memory_mask)
+        return self.decode_masked(decoder_input_ids, memory, memory_mask, self_mask, is_causal)
 
     def forward(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask=None, logits_mask=None):
         """Logits (B, T, V); with `logits_mask` (bool B, T) only the selected rows (N, V), e.g. non-pad labels."""
@@ -330,8 +345,8 @@ class Bart(nn.Module):
     def hidden_states(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask=None, mask=None):
         """Final decoder states (B, T, D), or (N, D) rows where `mask`: what `lm_head` (or `linear_cross_entropy`)
         turns into logits (or a loss without materialising the (N, V) logits)."""
-        memory, memory_mask = self.encode(input_ids, attention_mask)
-        x = self.decode(decoder_input_ids, memory, memory_mask, decoder_attention_mask)
+        self_mask, is_causal = causal_mask(decoder_attention_mask)
+        x = self.stack_states(input_ids, padding_mask(attention_mask), decoder_input_ids, self_mask, is_causal)
         return x if mask is None else x[mask]
 
     def lm_head(self, x: Tensor) -> Tensor:
@@ -361,6 +376,22 @@ class Bart(nn.Module):
         from bart_pretrain.generation import generate
 
         return generate(self, input_ids, attention_mask, generation, **settings)
+
+
+def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float, is_causal: bool) -> Tensor:
+    """What `F.scaled_dot_product_attention` computes, as matmuls and a softmax: under `torch.compile` on CPU,
+    inductor fuses these (scale, mask, softmax, dropout) forward and backward, where the CPU flash kernel's backward
+    is most of a small model's compiled step. (B, H, T, Dh) x (B, H, S, Dh) -> (B, H, T, Dh)."""
+    scores = (q * q.size(-1) ** -0.5) @ k.transpose(-2, -1)  # (B, H, T, S)
+    if is_causal:
+        T, S = scores.shape[-2:]
+        mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    attn = scores.softmax(-1)
+    if dropout_p > 0:
+        attn = F.dropout(attn, dropout_p)
+    return attn.to(v.dtype) @ v
 
 
 def padding_mask(attention_mask: Tensor | None) -> Tensor | None:

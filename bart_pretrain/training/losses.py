@@ -40,50 +40,62 @@ def token_cross_entropy(logits: Tensor, labels: Tensor, label_smoothing: float =
 # of a small model's step; this computes the same sums chunk by chunk, gradients included, in one reused buffer.
 
 
+def lm_head_chunk(h: Tensor, w: Tensor, b: Tensor, y: Tensor, label_smoothing: float, grads: bool):
+    """One chunk of :func:`linear_cross_entropy`: h (n, D), w (V, D) and b (V,) in the matmul dtype, y (n,) ->
+    (sum of token losses fp32, correct count, and with ``grads`` d/dh (n, D), d/dw (V, D) and d/db (V,) in fp32).
+    Plain tensor code without in-place tricks, so ``torch.compile`` fuses the softmax passes into one or two loops."""
+    V = w.size(0)
+    z = torch.addmm(b, h, w.t()).float()  # (n, V) logits of this chunk
+    m = z.amax(-1, keepdim=True)
+    z_y = z.gather(1, y[:, None])
+    correct = (z_y >= m).sum()  # the label's logit is the largest (argmax up to exact ties)
+    p = (z - m).exp()
+    total = p.sum(-1, keepdim=True)
+    lse = m + total.log()
+    nll = lse - z_y
+    if label_smoothing:
+        nll = (1 - label_smoothing) * nll + label_smoothing * (lse - z.mean(-1, keepdim=True))
+    loss = nll.sum()
+    if not grads:
+        return loss, correct, None, None, None
+    dz = p / total - label_smoothing / V  # d loss / d z = softmax - target distribution
+    dz = dz.scatter_add(1, y[:, None], dz.new_full((y.size(0), 1), label_smoothing - 1))
+    dzc = dz.to(h.dtype)
+    return loss, correct, (dzc @ w).float(), (dzc.t() @ h).float(), dz.sum(0)
+
+
+compiled_lm_head_chunk = torch.compile(lm_head_chunk, dynamic=True)  # compiled at its first call, not at import
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, bias, labels, label_smoothing, rows):
+    def forward(ctx, h, weight, bias, labels, label_smoothing, rows, compiled):
         with torch.autocast(h.device.type, enabled=False):  # dtypes are handled explicitly below
-            return _LinearCrossEntropy.chunks(ctx, h, weight, bias, labels, label_smoothing, rows)
+            return _LinearCrossEntropy.chunks(ctx, h, weight, bias, labels, label_smoothing, rows, compiled)
 
     @staticmethod
-    def chunks(ctx, h, weight, bias, labels, label_smoothing, rows):
-        (N, _), V = h.shape, weight.size(0)
-        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+    def chunks(ctx, h, weight, bias, labels, label_smoothing, rows, compiled):
+        need = ctx.needs_input_grad[:3]
+        grads = any(need)
         w, b = weight.to(h.dtype), bias.to(h.dtype)
+        chunk = compiled_lm_head_chunk if compiled else lm_head_chunk
         loss = torch.zeros((), dtype=torch.float32, device=h.device)
         correct = torch.zeros((), dtype=torch.long, device=h.device)
-        gh = torch.empty_like(h) if need_h else None
-        gw = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if need_w else None
-        gb = torch.zeros(V, dtype=torch.float32, device=h.device) if need_b else None
-        buf = torch.empty(min(rows, N), V, dtype=h.dtype, device=h.device)  # reused by every chunk
-        for s in range(0, N, rows):
-            hc, y = h[s : s + rows], labels[s : s + rows]
-            z = torch.addmm(b, hc, w.t(), out=buf[: hc.size(0)])  # (n, V) logits of this chunk
-            z = z if z.dtype == torch.float32 else z.float()
-            correct += (z.argmax(-1) == y).sum()
-            z_y, z_mean = z.gather(1, y[:, None]).squeeze(1), z.mean(-1) if label_smoothing else 0.0
-            m = z.amax(-1, keepdim=True)
-            p = z.sub_(m).exp_()  # in place: exp(z - max)
-            total = p.sum(-1, keepdim=True)
-            lse = (m + total.log()).squeeze(1)
-            loss += ((1 - label_smoothing) * (lse - z_y) + label_smoothing * (lse - z_mean)).sum()
-            if need_h or need_w or need_b:
-                dz = p.div_(total)  # softmax; d loss / d z = softmax - target distribution
-                dz.scatter_add_(1, y[:, None], dz.new_full((y.size(0), 1), label_smoothing - 1))
-                if label_smoothing:
-                    dz.sub_(label_smoothing / V)
-                dzc = dz.to(h.dtype)
-                if need_h:
-                    torch.mm(dzc, w, out=gh[s : s + rows])
-                if need_w and h.dtype == torch.float32:
-                    gw.addmm_(dzc.t(), hc)
-                elif need_w:
-                    gw += (dzc.t() @ hc).float()
-                if need_b:
-                    gb += dz.sum(0)
-        ctx.save_for_backward(*(t for t in (gh, gw, gb) if t is not None))
-        ctx.need = (need_h, need_w, need_b)
+        gh, gw, gb = [], torch.zeros(weight.shape, dtype=torch.float32, device=h.device), 0
+        for s in range(0, h.size(0), rows):
+            y = labels[s : s + rows]
+            c_loss, c_correct, c_gh, c_gw, c_gb = chunk(h[s : s + rows], w, b, y, label_smoothing, grads)
+            loss, correct = loss + c_loss, correct + c_correct
+            if grads:
+                gh.append(c_gh)
+                gw += c_gw
+                gb = gb + c_gb
+        if grads:
+            gh = torch.cat(gh).to(h.dtype) if gh else torch.empty_like(h)
+            gb = gb if torch.is_tensor(gb) else torch.zeros(weight.size(0), dtype=torch.float32, device=h.device)
+        saved = (gh, gw, gb) if grads else ()
+        ctx.save_for_backward(*(t for t, n in zip(saved, need, strict=False) if n))
+        ctx.need = need if grads else (False, False, False)
         ctx.mark_non_differentiable(correct)
         return loss, correct
 
@@ -91,7 +103,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, g, _):
         saved = iter(ctx.saved_tensors)
         grads = [next(saved) * g if need else None for need in ctx.need]
-        return grads[0], grads[1], grads[2], None, None, None
+        return grads[0], grads[1], grads[2], None, None, None, None
 
 
 def linear_cross_entropy(
@@ -101,14 +113,16 @@ def linear_cross_entropy(
     labels: Tensor,
     label_smoothing: float = 0.0,
     chunk_elements: int = 1 << 23,
+    compiled: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Sum over N rows of cross-entropy(hidden @ weight.T + bias, labels) in fp32 (optionally label-smoothed), and the
     number of rows whose argmax is the label; equal to `F.cross_entropy(logits, labels, reduction="sum")` but the
     (N, V) logits never exist. hidden (N, D), weight (V, D), bias (V,), labels (N,) (no ignore index: select first).
-    Gradients are computed during the forward pass (so call it once per backward)."""
+    Gradients are computed during the forward pass (so call it once per backward). ``compiled``: each chunk through
+    ``torch.compile`` (one fused kernel for the softmax passes; compiled once, any number of rows)."""
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     if torch.is_autocast_enabled(hidden.device.type):  # matmuls in the autocast dtype, softmax sums in fp32
         hidden = hidden.to(torch.get_autocast_dtype(hidden.device.type))
     rows = max(1, chunk_elements // weight.size(0))
-    return _LinearCrossEntropy.apply(hidden, weight, bias, labels, float(label_smoothing), rows)
+    return _LinearCrossEntropy.apply(hidden, weight, bias, labels, float(label_smoothing), rows, compiled)

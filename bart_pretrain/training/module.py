@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from bart_pretrain.model import causal_mask, padding_mask
 from bart_pretrain.optim import build_optimizer, build_scheduler
 from bart_pretrain.training.losses import linear_cross_entropy
 
@@ -45,8 +46,12 @@ class Seq2SeqModule(pl.LightningModule):
     on_nonfinite: Literal["stop", "skip"] = "stop"
     """NaN/inf loss or gradient: stop with a message naming step and batch, or skip the update and go on."""
 
+    compiled: bool = False
+    """``torch.compile`` the training step's encoder-decoder and loss kernel (``--model.compile``); eager otherwise."""
+
     def __init__(self) -> None:
         super().__init__()
+        self._compiled_stack = None  # torch.compile(model.stack_states), built at the first compiled training step
         self._window: list[tuple[Tensor, dict]] = []  # (loss sum, tokens, correct) on device + batch id, this rank
         self._val: list[Tensor] = []
         self._last_step_time: float | None = None
@@ -59,14 +64,26 @@ class Seq2SeqModule(pl.LightningModule):
         labels = batch["labels"]
         target = labels != self.pad_id
         model = self.model
-        hidden = model.hidden_states(
-            batch["input_ids"], batch["attention_mask"], batch["decoder_input_ids"], mask=target
-        )
+        compiled = self.compiled and self.training and torch.is_grad_enabled()
+        hidden = self.hidden_states(batch, target, compiled)
         # The LM head and the loss in one chunked kernel: the (N, V) logits are never materialised.
         loss, correct = linear_cross_entropy(
-            hidden, model.shared.weight, model.final_logits_bias[0], labels[target], label_smoothing
+            hidden, model.shared.weight, model.final_logits_bias[0], labels[target], label_smoothing, compiled=compiled
         )
         return loss, target.sum(), correct
+
+    def hidden_states(self, batch: dict[str, Tensor], rows: Tensor, compiled: bool = False) -> Tensor:
+        """Final decoder states (N, D) at the (B, T) bool ``rows`` of the batch's targets; with ``compiled``, through
+        ``torch.compile`` of the model's branch-free ``stack_states`` (masks computed here, outside the graph; shapes
+        dynamic, so token-budget batches of any length reuse one compiled graph)."""
+        self_mask, is_causal = causal_mask(batch.get("decoder_attention_mask"))
+        memory_mask = padding_mask(batch["attention_mask"])
+        args = (batch["input_ids"], memory_mask, batch["decoder_input_ids"], self_mask, is_causal)
+        if not compiled:
+            return self.model.stack_states(*args)[rows]
+        if self._compiled_stack is None:
+            self._compiled_stack = torch.compile(self.model.stack_states, dynamic=True)
+        return self._compiled_stack(*args)[rows]
 
     @staticmethod
     def describe_batch(meta: dict) -> str:
@@ -197,7 +214,8 @@ class Seq2SeqModule(pl.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.model, self.optim)
+        full_precision = str(self.trainer.precision).startswith(("32", "64"))
+        optimizer = build_optimizer(self.model, self.optim, fused=full_precision)
         return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim, self.total_steps())}
 
     # -- state that must survive a resume ------------------------------------------------------------------------

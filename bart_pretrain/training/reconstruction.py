@@ -6,6 +6,8 @@ below the baseline; one that copies and also repairs (fills spans, restores orde
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +25,33 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
     return {
         "chrf": float(sacrebleu.corpus_chrf(list(hypotheses), refs).score),
         "bleu": float(sacrebleu.corpus_bleu(list(hypotheses), refs).score),
+    }
+
+
+def repeats_itself(text: str, original: str, n: int = 6) -> bool:
+    """Whether ``text`` repeats a word ``n``-gram, or a whole sentence of any length, more often than ``original``
+    does (the run-on of a decoder that starts a sentence again)."""
+
+    def counts(t: str) -> tuple[Counter, Counter]:
+        words = t.split()
+        grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        sentences = Counter(s.strip() for s in re.split(r"(?<=[.!?])\s+", t) if len(s.split()) >= 2)
+        return grams, sentences
+
+    (grams, sentences), (grams_o, sentences_o) = counts(text), counts(original)
+    return any(c > max(1, grams_o[g]) for g, c in grams.items()) or any(
+        c > max(1, sentences_o[x]) for x, c in sentences.items()
+    )
+
+
+def run_on_shares(outputs: Sequence[str], originals: Sequence[str], longer_by: float = 0.1) -> dict[str, float]:
+    """Share of ``outputs`` that repeat themselves (:func:`repeats_itself`), and share longer than their original by
+    more than ``longer_by`` (in characters)."""
+    pairs = list(zip(outputs, originals, strict=True))
+    n = max(len(pairs), 1)
+    return {
+        "repeat_share": sum(repeats_itself(o, r) for o, r in pairs) / n,
+        "long_share": sum(len(o) > (1 + longer_by) * len(r) for o, r in pairs) / n,
     }
 
 
@@ -90,6 +119,7 @@ class ReconstructionProbe:
             "num_beams": self.num_beams,
             "model": scores,
             "copy_baseline": dict(self.baseline),
+            "run_on": run_on_shares(outputs, self.originals),
             "beats_copy_baseline": all(scores[k] > self.baseline[k] for k in ("chrf", "bleu")),
             "examples": [
                 {"original": o, "corrupted": self.decode(s.tolist(), skip_special_tokens=False), "model": m}

@@ -133,6 +133,12 @@ def format_report(r: dict[str, Any]) -> str:
             f"chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}; copy baseline (corrupted source, masks dropped): "
             f"chrF {c['chrf']:.2f}, BLEU {c['bleu']:.2f}: the model {verdict} the copy baseline (on both scores)",
         ]
+        run_on = rec.get("run_on")
+        if run_on:
+            lines.append(
+                f"- reconstructions that repeat a sentence or a 6-word sequence (more than the original does): "
+                f"{run_on['repeat_share']:.1%}; longer than the original by more than 10%: {run_on['long_share']:.1%}"
+            )
     for k, rec in enumerate(r.get("reconstructions", []), 1):
         lines += ["", f"## Validation document {k}", ""]
         lines += [f"- original:  {rec['original']}", f"- corrupted: {rec['corrupted']}", f"- model:     {rec['model']}"]
