@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,9 @@ def run(argv: list[str], capfd) -> tuple[int, list[str]]:
     """(exit status, non-empty stderr lines) of `bart-pretrain ARGV`, as a process would end."""
     capfd.readouterr()
     try:
-        code = cli_main(argv)
+        with warnings.catch_warnings():  # a library's deprecation warning (once per process) is not an error line
+            warnings.simplefilter("ignore")
+            code = cli_main(argv)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:  # what the interpreter does with an exception leaving main
