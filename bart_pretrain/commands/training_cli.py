@@ -116,6 +116,8 @@ class TrainingCLI(LightningCLI):
         try:
             return super().instantiate_trainer(**kwargs)
         except ModuleNotFoundError as e:  # an accelerator, strategy or logger whose package this machine lacks
+            if debugging():
+                raise
             raise UserError(f"--trainer: {e}") from e
 
     # -- the run directory -------------------------------------------------------------------------------------
