@@ -8,6 +8,10 @@ DATA   ?= data
 PRETRAIN_CONFIG ?= configs/pretrain/tiny.yaml
 FINETUNE_CONFIG ?= configs/finetune/debian_tiny.yaml
 ABLATION_CONFIG ?= configs/ablation/default.yaml
+# Extra flags. A second `make pretrain` refuses, in one line, to overwrite the finished run:
+# PRETRAIN_ARGS='--ckpt_path last' resumes it, PRETRAIN_ARGS='--overwrite true' starts over (the old run is moved aside)
+PRETRAIN_ARGS ?=
+FINETUNE_ARGS ?=
 TEST_WORKERS ?= auto
 
 .PHONY: setup data pretrain finetune-summarize ablation test bench gpu-check lint format clean
@@ -26,10 +30,10 @@ $(DATA)/manifest.json: | setup
 	$(BIN)/bart-pretrain build-data --out $(DATA)
 
 pretrain: setup data
-	$(BIN)/bart-pretrain pretrain -c $(PRETRAIN_CONFIG)
+	$(BIN)/bart-pretrain pretrain -c $(PRETRAIN_CONFIG) $(PRETRAIN_ARGS)
 
 finetune-summarize: setup data
-	$(BIN)/bart-pretrain finetune -c $(FINETUNE_CONFIG) --compare_scratch true
+	$(BIN)/bart-pretrain finetune -c $(FINETUNE_CONFIG) --compare_scratch true $(FINETUNE_ARGS)
 
 # Rank the noise recipes (BART Table 1): results in runs/ablation/default/results.{md,json,csv,png}; reruns resume
 ablation: setup data

@@ -1,14 +1,19 @@
 """The `bart-pretrain` command: a thin dispatcher to subcommands, each imported only when used.
 
-Every subcommand module exposes ``main(argv: list[str] | None) -> int``. A plug-in noise breaking its contract
-(``noising.PluginContractError``, also from a DataLoader worker) or a missing input file ends the command with one
-line on stderr and exit code 2, as a configuration error does.
+Every subcommand module exposes ``main(argv: list[str] | None) -> int``. Whatever is the user's, not the program's,
+ends the command with one line on stderr, ``bart-pretrain <command>: error: <what, the value, what is allowed>``, and
+exit code 2 (:func:`user_error_line` says which exceptions those are; a bad command line or config file is reported
+the same way by the command's parser, ``bart_pretrain.errors.usage_error``); a stop signal, after its checkpoint, with
+one line and 128 + the signal number. Every other exception is a bug and keeps its traceback; so does everything with
+``BART_PRETRAIN_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from bart_pretrain.errors import Interrupted, UserError, debugging, environment_error, os_error_line
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build-data": (
@@ -23,6 +28,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "summarize": ("bart_pretrain.commands.summarize", "summarize documents from stdin or a file with a checkpoint"),
     "export-hf": ("bart_pretrain.commands.export_hf", "export a checkpoint to a directory transformers can load"),
 }
+
+# FileNotFoundError & co. raised by our own checks with a message of their own (no errno): a missing input path.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def usage() -> str:
@@ -41,25 +49,57 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"bart-pretrain: unknown command {name!r}; choose from: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
-    from noising import PluginContractError
-
-    module = importlib.import_module(SUBCOMMANDS[name][0])
     try:
+        module = importlib.import_module(SUBCOMMANDS[name][0])
         return int(module.main(rest) or 0)
-    except (PluginContractError, FileNotFoundError) as e:  # the user's plug-in or a missing input: one line, exit 2
-        print(f"bart-pretrain {name}: error: {one_line_message(e)}", file=sys.stderr)
+    except Interrupted as e:
+        if debugging():
+            raise
+        print(f"bart-pretrain {name}: {one_line_message(e)}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # outside training (training saves and raises Interrupted)
+        if debugging():
+            raise
+        print(f"bart-pretrain {name}: interrupted (SIGINT); nothing was saved", file=sys.stderr)
+        return 130
+    except Exception as e:
+        line = user_error_line(e)
+        if line is None or debugging():
+            raise
+        print(f"bart-pretrain {name}: error: {line}", file=sys.stderr)
         return 2
 
 
+def user_error_line(error: BaseException) -> str | None:
+    """The one line to show for ``error`` if it is the user's (else None: a bug, shown with its traceback):
+    :class:`~bart_pretrain.errors.UserError`; a noise plug-in breaking its
+    contract (``noising.PluginContractError``, also from a DataLoader worker); an ``OSError`` about the user's
+    paths or machine (missing, unreadable or unwritable, not a directory, read-only, disk full)."""
+    from noising import PluginContractError
+
+    if isinstance(error, (UserError, PluginContractError)):
+        return one_line_message(error)
+    if environment_error(error):
+        return one_line(os_error_line(error))
+    if isinstance(error, PATH_ERRORS) and error.errno is None:
+        return one_line_message(error)
+    return None
+
+
 def one_line_message(error: BaseException) -> str:
-    """The message of ``error``; for one re-raised by a DataLoader worker (torch puts the worker's traceback in the
-    message, ending in ``module.ErrorClass: message``), the worker's own message."""
+    """The message of ``error`` on one line; for one re-raised by a DataLoader worker (torch puts the worker's
+    traceback in the message, ending in ``module.ErrorClass: message``), the worker's own message."""
     text = str(error)
     if "\nOriginal Traceback" in text:
         last = text.rstrip().splitlines()[-1]
         prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
         return last[len(prefix) :] if last.startswith(prefix) else last.partition(": ")[2] or last
-    return text
+    return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by spaces, each stripped (jsonargparse indents nested reasons)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from bart_pretrain.errors import UserError
 
 TOKENIZER_KEY = "tokenizer"
 """``checkpoint["tokenizer"]``: ``{"path": absolute path it was read from, "sha256": Tokenizer.fingerprint(),
@@ -32,7 +35,8 @@ def tokenizer_record(tokenizer, path: str | os.PathLike | None) -> dict[str, str
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint dict by ``torch.load(weights_only=True)``: tensors, plain containers and the config dataclasses our
-    modules may save (an allow-list); anything else is refused, since unpickling it could run arbitrary code."""
+    modules may save (an allow-list); anything else is refused, since unpickling it could run arbitrary code. A file
+    that is not a checkpoint (truncated, text, random bytes) is a :class:`UserError` naming it."""
     from bart_pretrain.generation import GenerationConfig
     from bart_pretrain.optim import OptimConfig
 
@@ -42,19 +46,29 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         "bart_pretrain.training.OptimConfig": OptimConfig,
     }
     allowed = [OptimConfig, GenerationConfig, *((cls, name) for name, cls in former.items())]
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch.load's words for others name no file
+        size = os.path.getsize(path)
+        kind = "an empty file" if size == 0 else f"{size} bytes that are not a zip archive (truncated, or another file)"
+        raise UserError(f"{path}: not a readable torch checkpoint: {kind}")
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
         names = {f"{c.__module__}.{c.__qualname__}" for c in (OptimConfig, GenerationConfig)} | set(former)
-        unsafe = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in names]
-        raise ValueError(
+        try:
+            unsafe = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in names]
+        except Exception:  # an archive torch cannot read at all
+            unsafe = []
+        if not unsafe:
+            reason = (str(e).strip().splitlines() or ["unreadable"])[-1]
+            raise UserError(f"{path}: not a readable torch checkpoint ({reason})") from None
+        raise UserError(
             f"{path}: holds pickled objects a bart-pretrain checkpoint never holds ({', '.join(unsafe)}); refusing to "
             "unpickle them (torch.load weights_only=True: they could run code). Allowed: tensors, plain Python "
             "containers, OptimConfig, GenerationConfig"
         ) from None
-    except (RuntimeError, EOFError) as e:  # not a zip archive, truncated, ...
-        raise ValueError(f"{path}: not a readable torch checkpoint ({str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:  # a damaged archive, ...
+        raise UserError(f"{path}: not a readable torch checkpoint ({(str(e).splitlines() or [''])[0]})") from None
 
 
 @dataclass
@@ -97,9 +111,9 @@ def load_model(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None
         loaded = LoadedModel(model, tokenizer, generation, max_source_length, tok_path, note)
     else:
         ckpt = read_checkpoint(path)
-        hparams = ckpt.get("hyper_parameters", {})
-        if "model_config" not in hparams or "state_dict" not in ckpt:
-            raise ValueError(f"{path}: not a bart-pretrain checkpoint (no hyper_parameters.model_config / state_dict)")
+        hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        if not isinstance(hparams, dict) or "model_config" not in hparams or "state_dict" not in ckpt:
+            raise UserError(f"{path}: not a bart-pretrain checkpoint (no hyper_parameters.model_config / state_dict)")
         config = BartConfig.from_dict(dict(hparams["model_config"]))
         model = Bart(config)
         state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}

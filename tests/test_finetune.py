@@ -88,7 +88,9 @@ def test_missing_default_checkpoint_says_run_make_pretrain(tmp_path, monkeypatch
 
 def test_finetune_command_reports_a_clear_error_without_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert finetune_main(["--model.init_from", "nowhere.ckpt"]) == 2
+    from bart_pretrain.cli import main as cli_main
+
+    assert cli_main(["finetune", "--model.init_from", "nowhere.ckpt"]) == 2
     assert "no checkpoint at nowhere.ckpt" in capsys.readouterr().err
 
 
@@ -101,6 +103,7 @@ def run_finetune(root, data_dir, tok_path, *extra):
         "--model.tokenizer_path", tok_path, "--model.optim.lr", "1e-3", "--model.optim.warmup_steps", "1",
         "--model.generation.num_beams", "2", "--model.generation.max_length", "8",
         "--data.source", str(data_dir), "--data.max_tokens", "256", "--data.rouge_subset", "4",
+        "--data.max_source_length", "128",  # the tiny model's positions
     ]  # fmt: skip
     return finetune_main(args + list(extra))
 

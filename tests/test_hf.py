@@ -106,6 +106,7 @@ def test_save_hf_writes_tokenizer_files_when_given_a_tokenizer(tmp_path):
 
 
 def test_export_hf_refuses_a_model_without_tokenizer_in_one_line_and_takes_one_by_flag(tmp_path, capsys):
+    from bart_pretrain.cli import main as cli_main
     from bart_pretrain.commands.export_hf import main
     from bart_pretrain.tokenizer import train_tokenizer
 
@@ -113,7 +114,7 @@ def test_export_hf_refuses_a_model_without_tokenizer_in_one_line_and_takes_one_b
     tok.save(tmp_path / "tok.json")
     ours = random_model(5, **(CONFIGS[0] | {"vocab_size": tok.vocab_size})).eval()
     save_hf(ours, None, tmp_path / "src")  # weights only
-    assert main([str(tmp_path / "src"), str(tmp_path / "out")]) == 2
+    assert cli_main(["export-hf", str(tmp_path / "src"), str(tmp_path / "out")]) == 2  # one line, exit 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no tokenizer.json" in err and "pass --tokenizer" in err
     assert not (tmp_path / "out").exists()
@@ -123,7 +124,7 @@ def test_export_hf_refuses_a_model_without_tokenizer_in_one_line_and_takes_one_b
     assert torch.equal(theirs.model.shared.weight, ours.shared.weight)
     encoded = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")("the cat sat")["input_ids"]
     assert encoded == [0, *tok.encode("the cat sat"), 2] and len(encoded) > 3
-    assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out2")]) == 2
+    assert cli_main(["export-hf", str(tmp_path / "missing.ckpt"), str(tmp_path / "out2")]) == 2
 
 
 def test_exported_tokenizer_loads_in_transformers_and_wraps_text_like_bart(tmp_path):

@@ -28,6 +28,7 @@ LAYERS = [
     ("noising", 0, "noising"),
     ("bart_pretrain", 0, "package"),
     ("bart_pretrain.io", 0, "utilities"),
+    ("bart_pretrain.errors", 0, "utilities"),
     ("bart_pretrain.paths", 0, "utilities"),
     ("bart_pretrain.model", 1, "model"),
     ("bart_pretrain.generation", 1, "model"),

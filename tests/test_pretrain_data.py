@@ -92,7 +92,7 @@ def test_data_module_resumes_after_the_last_consumed_batch(world):
 def test_resuming_with_another_seed_is_refused(world):
     dm = _dm(world)
     dm._consumed = (0, 1)
-    with pytest.raises(ValueError, match="data.seed=4"):
+    with pytest.raises(ValueError, match="--data.seed: 4, the checkpoint's 3"):
         _dm(world, seed=4).load_state_dict(dm.state_dict())
 
 

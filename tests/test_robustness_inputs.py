@@ -141,8 +141,9 @@ MATRIX = [
 
 @pytest.mark.parametrize(("case", "build", "error", "message"), [pytest.param(*c, id=c[0]) for c in MATRIX])
 def test_bad_input_fails_before_training_with_a_clear_error(
-    world, trained, tmp_path, training_steps, case, build, error, message
+    world, trained, tmp_path, training_steps, monkeypatch, case, build, error, message
 ):
+    monkeypatch.setenv("BART_PRETRAIN_DEBUG", "1")  # the error itself, not its one line (tests/test_user_errors.py)
     run_dir = tmp_path / "run"
     args = ["pretrain", "-c", str(world / "pretrain.yaml"), "--report", "false", "--run_dir", str(run_dir)]
     with pytest.raises(error, match=message):
@@ -160,6 +161,7 @@ def test_a_bad_noise_recipe_fails_before_the_corpus_is_read(world, tmp_path, mon
 
     monkeypatch.setattr(documents, "load_text_dataset", no_reading)
     monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setenv("BART_PRETRAIN_DEBUG", "1")
     name, build, error, message = case
     with pytest.raises(error, match=message):
         cli_main(["pretrain", "-c", str(world / "pretrain.yaml"), "--run_dir", str(tmp_path), *build(world, tmp_path)])

@@ -13,8 +13,8 @@ import pytest
 import torch
 from pretrain_world import TINY_SHAPE
 
+from bart_pretrain.cli import main as cli_main
 from bart_pretrain.commands.finetune import main as finetune_main
-from bart_pretrain.commands.summarize import main as summarize_main
 from bart_pretrain.commands.summarize import one_line, read_documents
 from bart_pretrain.tokenizer import train_tokenizer
 
@@ -56,13 +56,14 @@ def checkpoint(tmp_path_factory):
 
 def summarize(argv, stdin_text, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin_text))
-    rc = summarize_main(argv)
+    rc = cli_main(["summarize", *argv])  # as a user runs it: bad input is one line and exit 2
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
 
 
 def test_read_documents_detects_lines_and_jsonl():
-    assert read_documents(["a doc\n", "\n", "another\n"], "auto", "document", "-") == (["a doc", "another"], None)
+    # a blank line is an empty document in its place: output line N answers input line N
+    assert read_documents(["a doc\n", "\n", "another\n"], "auto", "document", "-") == (["a doc", "", "another"], None)
     docs, rows = read_documents(['{"document": "x", "id": 1}', '{"document": "y", "id": 2}'], "auto", "document", "-")
     assert docs == ["x", "y"] and rows[1]["id"] == 2
     # a line that merely looks like JSON among plain lines keeps line mode
@@ -79,6 +80,21 @@ def test_summarize_reads_stdin_and_writes_one_summary_per_line(checkpoint, monke
     assert rc == 0
     lines = out.split("\n")
     assert len(lines) == len(DOCS) + 1 and lines[-1] == "" and all(lines[:-1])
+
+
+def test_summarize_keeps_line_n_for_line_n_and_invents_nothing_for_a_blank_line(checkpoint, monkeypatch, capsys):
+    argv = ["--checkpoint", str(checkpoint), *BEAMS]
+    _, alone, _ = summarize(argv, "\n".join(DOCS) + "\n", monkeypatch, capsys)
+    rc, out, _ = summarize(argv, f"\n{DOCS[0]}\n  \n{DOCS[1]}\n\n{DOCS[2]}\n", monkeypatch, capsys)
+    assert rc == 0
+    a, b, c = alone.splitlines()
+    assert out.splitlines() == ["", a, "", b, "", c]  # the same summaries, each on its input's line
+    rows = [{"id": 0, "document": DOCS[0]}, {"id": 1, "document": ""}, {"id": 2, "document": "   "}]
+    rc, out, _ = summarize(argv, "\n".join(json.dumps(r) for r in rows[:2]) + "\n\n" + json.dumps(rows[2]) + "\n",
+                           monkeypatch, capsys)  # fmt: skip
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) == 4 and lines[2] == ""
+    assert [json.loads(lines[i])["summary"] for i in (0, 1, 3)] == [a, "", ""]
 
 
 def test_summarize_jsonl_file_keeps_fields_and_matches_line_mode(checkpoint, tmp_path, monkeypatch, capsys):

@@ -1,20 +1,21 @@
 """`bart-pretrain export-hf <checkpoint> <out_dir>`: weights, tokenizer and beam settings in a directory
 transformers loads (``bart_pretrain.hf.save_hf``), so that ``AutoTokenizer`` + ``AutoModelForSeq2SeqLM.generate()``
-summarize as ``bart-pretrain summarize`` does. Lightning-free.
+summarize as ``bart-pretrain summarize`` does. Lightning-free. The output directory is checked before the checkpoint
+is read.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 
+from bart_pretrain.errors import CommandParser, UserError, reading_input
 from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.hf import save_hf
+from bart_pretrain.io import check_writable_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bart-pretrain export-hf", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="bart-pretrain export-hf", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a Lightning .ckpt of ours, or a transformers BART directory")
     parser.add_argument("out_dir", help="directory to write (created if missing)")
     parser.add_argument(
@@ -26,15 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from bart_pretrain.loading import load_model
 
-    try:
+    with reading_input():
+        check_writable_dir(args.out_dir, "out_dir")
         loaded = load_model(args.checkpoint, args.tokenizer)
         if loaded.tokenizer is None:
-            raise ValueError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json (the one it was "
-                             "trained with): an export without it would not encode text")  # fmt: skip
+            raise UserError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json (the one it was "
+                            "trained with): an export without it would not encode text")  # fmt: skip
         generation = GenerationConfig().replace(**loaded.generation)
-    except (OSError, TypeError, ValueError) as e:
-        print(f"bart-pretrain export-hf: error: {e}", file=sys.stderr)
-        return 2
     out = save_hf(loaded.model, loaded.tokenizer, args.out_dir, generation, loaded.max_source_length)
     settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(generation).items())
     print(f"wrote {out}: weights, tokenizer (sha256 {loaded.tokenizer.fingerprint()[:12]}...), beam search {settings}")

@@ -1,6 +1,7 @@
 """`bart-pretrain finetune`: summarization fine-tuning on LightningCLI (BART paper section 3.3). Fits
 ``SummarizationModule`` (``bart_pretrain.training.finetune``), then evaluates on the test split beside lead-1 and,
-with ``--compare_scratch true``, beside the same fine-tune from random weights.
+with ``--compare_scratch true``, beside the same fine-tune from random weights. A ``--trainer.default_root_dir`` that
+holds a fine-tune is started over only with ``--overwrite true``; SIGTERM/SIGINT save ``last.ckpt`` and exit 143/130.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from bart_pretrain.commands.training_cli import TrainingCLI
 from bart_pretrain.data.summarization_module import SummarizationDataModule
+from bart_pretrain.errors import UserError
 from bart_pretrain.evaluate import evaluate_pairs, lead_baseline, markdown_table
 from bart_pretrain.io import atomic_write_json, atomic_write_text, clean_stale_tmp
-from bart_pretrain.training.finetune import MissingCheckpointError, SummarizationModule
+from bart_pretrain.training.finetune import SummarizationModule
+from bart_pretrain.training.guards import check_lengths
 
 
 # --- the command ----------------------------------------------------------------------------------------------
@@ -31,6 +34,9 @@ def _variant(init_from: str | None) -> str:
 class FinetuneCLI(TrainingCLI):
     """:class:`TrainingCLI` plus: the source length linked from the data to the model, a ``--checkpoint`` group
     (best and last), and each run (from pretrained, from scratch) in ``<trainer.default_root_dir>/<variant>/``."""
+
+    RUN_DIR_FLAG = "--trainer.default_root_dir"
+    RESUME_HINT = None  # a fine-tune starts over; see --overwrite
 
     # Input paths of a fine-tuning config, resolved by bart_pretrain.paths (outputs such as default_root_dir are not).
     INPUTS = (
@@ -71,6 +77,14 @@ class FinetuneCLI(TrainingCLI):
         self.default_logger = self.config.trainer.logger in (None, True)
         self.place_run(_variant(self.config.model.init_from))
 
+    def run_dir(self) -> Path:
+        return self.root
+
+    def check_lengths(self) -> None:
+        h = self.datamodule.hparams
+        lengths = {"--data.max_source_length": h.max_source_length, "--data.max_target_length": h.max_target_length}
+        check_lengths(self.model.model.config.max_position_embeddings, **lengths)
+
     def place_run(self, variant: str) -> None:
         run_dir = str(self.root / variant)
         self.config.trainer.default_root_dir = run_dir
@@ -86,7 +100,7 @@ def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> 
     data: SummarizationDataModule = cli.datamodule
     data.attach_tokenizer(model.tokenizer)
     t0 = time.perf_counter()
-    cli.trainer.fit(model, datamodule=data)
+    cli.fit()
     fit_seconds = time.perf_counter() - t0
     if not evaluate_test or cli.trainer.global_rank != 0:
         return None
@@ -124,15 +138,16 @@ def make_cli(argv: list[str] | None) -> FinetuneCLI:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     datasets.disable_progress_bars()
-    try:
-        cli = make_cli(argv)
-    except MissingCheckpointError as e:
-        print(f"bart-pretrain finetune: {e}", file=sys.stderr)
-        return 2
+    cli = make_cli(argv)
     cfg = cli.config
     if cfg.compare_scratch and cfg.model.init_from is None:
-        print("bart-pretrain finetune: --compare_scratch true needs --model.init_from (a checkpoint)", file=sys.stderr)
-        return 2
+        raise UserError("--compare_scratch true needs --model.init_from (a checkpoint to compare with)")
+    with cli.claimed():
+        return _run(cli, cfg)
+
+
+def _run(cli: FinetuneCLI, cfg: Namespace) -> int:
+    """The claimed run: fit and evaluate, then the same from scratch if asked, then the table."""
     root: Path = cli.root
     results: dict[str, dict] = {}
     first = _variant(cfg.model.init_from)

@@ -2,7 +2,9 @@
 
 ``bart-pretrain pretrain -c configs/pretrain/tiny.yaml [--trainer.max_steps 100 --data.max_tokens 2048 ...]``;
 ``--ckpt_path last`` resumes at the exact batch. The run directory (``--run_dir``) gets ``checkpoints/last.ckpt``,
-CSV and TensorBoard logs, the resolved config, ``report.md`` and ``checkpoints/loss_curves.png``.
+CSV and TensorBoard logs, the resolved config, ``report.md`` and ``checkpoints/loss_curves.png``. A run directory that
+holds a run is resumed (``--ckpt_path last``) or started over (``--overwrite true``), never silently overwritten;
+SIGTERM/SIGINT write ``last.ckpt`` at the end of the current step and exit 143/130.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from bart_pretrain.commands.training_cli import TrainingCLI
 from bart_pretrain.data.pretrain_module import PretrainDataModule
+from bart_pretrain.errors import UserError
 from bart_pretrain.training.checkpoints import AtomicCheckpointIO, PretrainCheckpoint
+from bart_pretrain.training.guards import check_lengths, runs_in
 from bart_pretrain.training.pretrain import PretrainModule
 
 
@@ -30,13 +34,53 @@ class PretrainCLI(TrainingCLI):
         super().add_arguments_to_parser(parser)
         parser.add_argument("--run_dir", type=str, default="runs/pretrain/tiny", help="checkpoints, logs, report")
         parser.add_argument("--checkpoint_every", type=int, default=500, help="write last.ckpt every N steps")
-        parser.add_argument("--ckpt_path", type=str | None, default=None, help="'last' or a .ckpt path to resume")
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="resume: 'last' (the run directory's checkpoints/last.ckpt) or a .ckpt path in it",
+        )
         parser.add_argument("--report", type=bool, default=True, help="write the end-of-run report and plot")
         parser.link_arguments("data.tokenizer_path", "model.tokenizer_path")
 
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()  # a -c file's paths: relative to it
         self.config["model.tokenizer_path"] = self.config["data.tokenizer_path"]  # linked: follows the resolved path
+
+    def check_lengths(self) -> None:
+        check_lengths(
+            self.model.model.config.max_position_embeddings, **{"--data.max_length": self.datamodule.max_length}
+        )
+
+    def run_dir(self) -> Path:
+        return Path(self.config["run_dir"])
+
+    def resuming(self) -> bool:
+        return self.config["ckpt_path"] is not None
+
+    def resume_path(self) -> str | None:
+        """``--ckpt_path`` as a file: ``last`` is ``<run_dir>/checkpoints/last.ckpt``, which must exist (Lightning would
+        start a new run over the directory instead); a checkpoint of another run directory would have this run
+        overwrite the checkpoints of that one, so it is refused while this one holds any."""
+        value = self.config["ckpt_path"]
+        if value is None:
+            return None
+        last = self.run_dir() / "checkpoints" / "last.ckpt"
+        if value == "last":
+            if not last.is_file():
+                raise UserError(
+                    f"--ckpt_path last: no checkpoint to resume at {last.absolute()} (--run_dir {self.run_dir()}); "
+                    "leave --ckpt_path out to start a new run, or give the --run_dir of the run to resume"
+                )
+            return str(last)
+        outside = not Path(value).absolute().is_relative_to(self.run_dir().absolute())
+        if outside and runs_in(self.run_dir()):
+            raise UserError(
+                f"--ckpt_path {value}: a checkpoint of another run, while --run_dir {self.run_dir()} holds a run of "
+                "its own that resuming there would overwrite; give the --run_dir the checkpoint belongs to, or an "
+                "empty one"
+            )
+        return value
 
     def instantiate_trainer(self, **kwargs: Any):
         from bart_pretrain.training.report import PretrainReport
@@ -65,7 +109,9 @@ def make_cli(argv: list[str] | None, module_class: type[PretrainModule] = Pretra
 
 def main(argv: list[str] | None = None) -> int:
     cli = make_cli(argv)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+    ckpt_path = cli.resume_path()
+    with cli.claimed():
+        cli.fit(ckpt_path=ckpt_path)
     return 0 if not cli.trainer.interrupted else 1
 
 

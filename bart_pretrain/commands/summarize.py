@@ -1,9 +1,10 @@
 """`bart-pretrain summarize`: summaries of documents read from stdin or a file, one per output line.
 
-Input: one document per line, or JSONL (one object per line with a ``document`` field, or ``--field``). Output: one
-summary per line; for JSONL input, each input object with a ``summary`` field added. Beam settings default to those
+Input: one document per line, or JSONL (one object per line with a ``document`` field, or ``--field``). Output: line
+N for input line N: its summary; for JSONL input, the input object with a ``summary`` field added. A blank input line
+gives a blank output line and an empty document an empty summary (nothing is invented). Beam settings default to those
 the fine-tuning run recorded in its checkpoint (``--model.generation``) or an export its ``generation_config.json``,
-else to ``GenerationConfig``'s.
+else to ``GenerationConfig``'s. The input, the checkpoint and the ``--output`` path are checked before any work.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import json
 import sys
 from pathlib import Path
 
+from bart_pretrain.errors import CommandParser, UserError, reading_input
 from bart_pretrain.generation import GenerationConfig
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bart-pretrain summarize", description=__doc__)
+    p = CommandParser(prog="bart-pretrain summarize", description=__doc__)
     p.add_argument("--checkpoint", required=True, help="a fine-tuned .ckpt (ours) or a transformers BART directory")
     p.add_argument("--input", default="-", help="file of documents (default: stdin)")
     p.add_argument("--output", default="-", help="where to write summaries (default: stdout)")
@@ -37,27 +39,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_documents(lines: list[str], fmt: str, field: str, where: str) -> tuple[list[str], list[dict] | None]:
-    """(documents, JSON rows or None). Blank lines are skipped in line mode; JSONL rows need ``field``."""
-    lines = [line.rstrip("\n") for line in lines]
+def read_documents(lines: list[str], fmt: str, field: str, where: str) -> tuple[list[str], list[dict | None] | None]:
+    """(one document per input line, JSON rows or None): a blank line is an empty document (and, in JSONL, a None
+    row), so that output line N answers input line N. JSONL rows need ``field``."""
+    lines = [line.rstrip("\r\n") for line in lines]
     content = [line for line in lines if line.strip()]
     if fmt == "auto":
         fmt = "jsonl" if content and all(_is_json_object(line) for line in content) else "lines"
     if fmt == "lines":
-        return content, None
-    rows = []
+        return [line if line.strip() else "" for line in lines], None
+    rows: list[dict | None] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
+            rows.append(None)
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{where}:{n}: not valid JSON ({e.msg})") from None
+            raise UserError(f"{where}:{n}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict) or field not in row:
             keys = sorted(row) if isinstance(row, dict) else type(row).__name__
-            raise ValueError(f"{where}:{n}: no field {field!r} (--field); the row has: {keys}")
+            raise UserError(f"{where}:{n}: no field {field!r} (--field); the row has: {keys}")
         rows.append(row)
-    return [str(r[field]) for r in rows], rows
+    return ["" if r is None or r[field] is None else str(r[field]) for r in rows], rows
 
 
 def one_line(text: str) -> str:
@@ -82,34 +86,52 @@ def load_for_generation(checkpoint: str, tokenizer_path: str | None = None):
         raise FileNotFoundError(f"--checkpoint: no such file or directory: {checkpoint}")
     loaded = load_model(checkpoint, tokenizer_path)
     if loaded.tokenizer is None:
-        raise ValueError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json")
+        raise UserError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json")
     return loaded.model.eval(), loaded.tokenizer, loaded.generation, loaded.max_source_length
+
+
+def read_input(path: str) -> tuple[list[str], str]:
+    """(the lines of ``path`` or stdin, its name for messages)."""
+    if path == "-":
+        return sys.stdin.readlines(), "<stdin>"
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines(), path
+    except UnicodeDecodeError as e:
+        raise UserError(f"--input {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     from bart_pretrain.evaluate import summarize_texts
 
     args = parser().parse_args(argv)
-    try:
-        if args.input == "-":
-            lines, where = sys.stdin.readlines(), "<stdin>"
-        else:
-            lines, where = Path(args.input).read_text(encoding="utf-8").splitlines(), args.input
+    with reading_input():
+        if args.output != "-":
+            from bart_pretrain.io import check_writable_file
+
+            check_writable_file(args.output, "--output")
+        for flag in ("max_source_length", "max_tokens"):
+            if getattr(args, flag) is not None and getattr(args, flag) < 1:
+                raise UserError(f"--{flag}={getattr(args, flag)}: must be >= 1")
+        lines, where = read_input(args.input)
         documents, rows = read_documents(lines, args.format, args.field, where)
         model, tokenizer, recorded, recorded_len = load_for_generation(args.checkpoint, args.tokenizer)
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationConfig)}
         generation = GenerationConfig().replace(**{**recorded, **{k: v for k, v in overrides.items() if v is not None}})
-    except (OSError, TypeError, ValueError, UnicodeDecodeError) as e:
-        print(f"bart-pretrain summarize: {e}", file=sys.stderr)
-        return 2
     max_source_length = args.max_source_length or recorded_len or model.config.max_position_embeddings
     max_source_length = min(max_source_length, model.config.max_position_embeddings)
-    summaries = summarize_texts(model, tokenizer, documents, generation, max_source_length, args.max_tokens)
+    # Only the non-empty documents are summarized; an empty one (a blank line) gets an empty summary in its place.
+    todo = [i for i, d in enumerate(documents) if d.strip()]
+    summaries = [""] * len(documents)
+    done = summarize_texts(
+        model, tokenizer, [documents[i] for i in todo], generation, max_source_length, args.max_tokens
+    )
+    for i, summary in zip(todo, done, strict=True):
+        summaries[i] = summary
     if rows is None:
         text = "".join(one_line(s) + "\n" for s in summaries)
     else:
         text = "".join(
-            json.dumps({**r, args.output_field: s}, ensure_ascii=False) + "\n"
+            ("" if r is None else json.dumps({**r, args.output_field: s}, ensure_ascii=False)) + "\n"
             for r, s in zip(rows, summaries, strict=True)
         )
     if args.output == "-":

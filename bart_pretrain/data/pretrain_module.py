@@ -1,10 +1,12 @@
 """The pretraining DataModule (``--data.*``): corpus -> tokenized, cached documents (or a stream) -> corrupted
 token-budget batches. It remembers the last batch the trainer consumed (not the last one a worker prefetched) and
-saves it in the checkpoint, so ``--ckpt_path last`` continues at the exact batch mid-epoch.
+saves it in the checkpoint with what decides the batches (seed, batching, chunking, corpus, noise, ranks), so
+``--ckpt_path last`` continues at the exact batch mid-epoch, and a resume that changed any of those is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from typing import Any
@@ -23,6 +25,7 @@ from bart_pretrain.data.pretrain_stream import (
     TokenizeTexts,
     check_stream_source,
 )
+from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising import NoiseSpec
 from noising.schedule import NoiseSchedule, ScheduledPipeline
@@ -128,12 +131,14 @@ class PretrainDataModule(pl.LightningDataModule):
             raise ValueError(f"{files}: no document with any token after tokenization")
         return docs
 
+    @reading_input()  # the corpus files, the tokenizer: what is wrong with them is the user's
     def prepare_data(self) -> None:
         if not self.streaming:
             self._documents(self.train_files, self.max_train_documents, "train")
         if self.val_files:
             self._documents(self.val_files, self.max_val_documents, "validation")
 
+    @reading_input()
     def setup(self, stage: str | None = None) -> None:
         from bart_pretrain.data.noise_config import load_noise
 
@@ -252,16 +257,55 @@ class PretrainDataModule(pl.LightningDataModule):
         if self._consumed is None:
             return {}
         epoch, position = self._consumed
-        return {"epoch": epoch, "position": position, "seed": self.seed, "streaming": self.streaming}
+        return {"epoch": epoch, "position": position, **self.data_plan()}
+
+    def data_plan(self) -> dict[str, Any]:
+        """What a saved batch position means: the flags that decide which batches come in which order, and a
+        fingerprint of the training chunks (their count and lengths: the corpus files, the tokenizer and
+        ``max_length`` as they came out)."""
+        trainer = self.trainer
+        plan: dict[str, Any] = {
+            "seed": self.seed,
+            "streaming": self.streaming,
+            "max_tokens": self.max_tokens,
+            "max_length": self.max_length,
+            "max_sentences": self.max_sentences,
+            "max_train_documents": self.max_train_documents,
+            "noise": repr(self.corruptor.noise) if hasattr(self, "corruptor") else None,
+            "noise_schedule": repr(self.noise_schedule or NoiseSchedule()),
+            "ranks": trainer.world_size if trainer is not None else 1,
+            "accumulate_grad_batches": trainer.accumulate_grad_batches if trainer is not None else 1,
+        }
+        lengths = getattr(self, "train_lengths", None)
+        if lengths is not None:
+            digest = hashlib.sha256(np.ascontiguousarray(lengths, dtype=np.int64).tobytes()).hexdigest()[:16]
+            plan["train_chunks"] = f"{len(lengths)} chunks, lengths sha256 {digest}"
+        else:
+            plan["train_files"] = repr(self.train_files)
+        return plan
+
+    # The flag that sets each entry of data_plan(), for messages.
+    PLAN_FLAGS = {
+        "seed": "--data.seed", "streaming": "--data.streaming", "max_tokens": "--data.max_tokens",
+        "max_length": "--data.max_length", "max_sentences": "--data.max_sentences",
+        "max_train_documents": "--data.max_train_documents", "noise": "--data.noise",
+        "noise_schedule": "--data.noise_schedule", "ranks": "--trainer.devices x --trainer.num_nodes",
+        "accumulate_grad_batches": "--trainer.accumulate_grad_batches",
+        "train_chunks": "the training corpus (--data.train_files, --data.tokenizer_path)",
+        "train_files": "--data.train_files",
+    }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
-        if state.get("seed") != self.seed or state.get("streaming") != self.streaming:
-            raise ValueError(
-                f"the checkpoint's data position was saved with seed={state.get('seed')}, "
-                f"streaming={state.get('streaming')}; this run has data.seed={self.seed}, "
-                f"data.streaming={self.streaming}: resuming would not continue the same data order"
+        current = self.data_plan()
+        changed = [k for k in current if k in state and state[k] != current[k]]  # older checkpoints lack some keys
+        if changed:
+            what = "; ".join(f"{self.PLAN_FLAGS[k]}: {current[k]!r}, the checkpoint's {state[k]!r}" for k in changed)
+            raise UserError(
+                f"resuming with other data settings than the run had ({what}): the saved batch position would apply "
+                "to other batches; resume with the run's settings, or start a new run (--overwrite true, or another "
+                "--run_dir)"
             )
         self._resume = (int(state["epoch"]), state["position"])
         self._consumed = self._resume

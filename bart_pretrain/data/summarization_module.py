@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from bart_pretrain.data import batching
 from bart_pretrain.data.summarization_pairs import SPLITS, collate_pairs, load_pairs, tokenize_pairs
+from bart_pretrain.errors import reading_input
 
 
 class SummarizationDataModule(pl.LightningDataModule):
@@ -106,6 +107,7 @@ class SummarizationDataModule(pl.LightningDataModule):
             self.encoded[split] = ds.select_columns(["input_ids", "labels"])
         return self.encoded[split]
 
+    @reading_input()  # the pairs files, the tokenizer: what is wrong with them is the user's
     def setup(self, stage: str | None = None) -> None:
         self._resolve_tokenizer()
         if stage in (None, "fit"):
