@@ -21,11 +21,12 @@ from bart_pretrain.model import Bart, BartConfig
 from bart_pretrain.training.losses import linear_cross_entropy
 
 PAD = 1
-SHAPES = {  # name: (d_model, layers per stack, heads, ffn)
-    "tiny": (256, 3, 4, 1024),
+# name: (d_model, layers per stack, heads, ffn); "tiny" is configs/model/tiny.yaml, what `make pretrain` runs
+SHAPES = {
     "small": (512, 6, 8, 2048),
     "base": (768, 6, 12, 3072),
 }
+TINY_VOCAB = 8192  # the default tokenizer's (data/tokenizer)
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Batch:
 
 
 def config_for(shape: str, vocab_size: int = 16384) -> BartConfig:
+    if shape == "tiny":
+        from bart_pretrain.bench.gpu import shipped_config
+
+        return shipped_config("tiny", TINY_VOCAB)
     d, n, h, f = SHAPES[shape]
     return BartConfig(
         vocab_size=vocab_size,
@@ -237,6 +242,91 @@ def bench_beam(shape: str, B: int, S: int, new_tokens: int, beams: int, repeats:
     }
 
 
+def shipped_steps(repeats: int, peaks: dict[str, float]) -> list[str]:
+    """The step `make pretrain` runs (configs/model/tiny.yaml, the 8k vocabulary, 2,048 target tokens of 64-token
+    documents, sources 40-64 tokens as the noise leaves them) through the training module's own `token_loss`: eager
+    fp32 (the step before `--model.compile`), eager bf16, compiled fp32, compiled bf16 (the shipped config); and
+    transformers' BART on the same weights and batches, eager and compiled, fp32 and bf16. Markdown rows."""
+    from bart_pretrain.training.module import Seq2SeqModule
+
+    class Step(Seq2SeqModule):
+        def __init__(self, model, compiled: bool):
+            super().__init__()
+            self.model, self.pad_id, self.compiled = model, PAD, compiled
+
+    gen = torch.Generator().manual_seed(3)
+    config = config_for("tiny")
+    batches = []
+    for _ in range(6):
+        src = torch.randint(40, 65, (32,), generator=gen).tolist()
+        batches.append(make_batch(src, [64] * 32, config.vocab_size, gen))
+    keys = ("input_ids", "attention_mask", "decoder_input_ids", "labels")
+    dicts = [{k: getattr(b, k) for k in keys} for b in batches]
+    target_tokens = sum(int(b.labels.ne(PAD).sum()) for b in batches)
+    work = sum(flops(config, b) for b in batches)
+
+    def ours(compiled: bool, bf16: bool):
+        torch.manual_seed(0)
+        step = Step(Bart(config).train(), compiled)
+        opt = torch.optim.AdamW(step.model.parameters(), lr=1e-4, fused=not bf16)
+
+        def run():
+            for d in dicts:
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    loss, n, _ = step.token_loss(d)
+                (loss / n).backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+        return run
+
+    def theirs(compiled: bool, bf16: bool):
+        torch.manual_seed(0)
+        model = to_transformers(Bart(config), "sdpa").train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        forward = torch.compile(model, dynamic=True) if compiled else model
+
+        def run():
+            for b in batches:
+                with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                    out = forward(
+                        input_ids=b.input_ids,
+                        attention_mask=b.attention_mask,
+                        decoder_input_ids=b.decoder_input_ids,
+                        labels=b.labels.masked_fill(b.labels == PAD, -100),
+                    )
+                out.loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+        return run
+
+    variants = {
+        "ours eager fp32 (before --model.compile)": (ours(False, False), "fp32"),
+        "ours eager bf16": (ours(False, True), "bf16"),
+        "ours compiled fp32": (ours(True, False), "fp32"),
+        "ours compiled bf16 (shipped: configs/pretrain/tiny.yaml)": (ours(True, True), "bf16"),
+        "transformers eager fp32": (theirs(False, False), "fp32"),
+        "transformers eager bf16": (theirs(False, True), "bf16"),
+        "transformers compiled bf16": (theirs(True, True), "bf16"),
+    }
+    warm = {}
+    for name, (fn, _) in variants.items():  # first call: compiles
+        warm[name] = timed(fn)
+    t = interleaved({k: fn for k, (fn, _) in variants.items()}, repeats, warmup=0)
+    speed = {k: target_tokens / v for k, v in t.items()}
+    eager = speed["ours eager fp32 (before --model.compile)"]
+    best_hf = max(v for k, v in speed.items() if k.startswith("transformers"))
+    rows = []
+    for name, (_, dtype) in variants.items():
+        gflops = work / t[name] / 1e9
+        rows.append(
+            f"| {name} | {speed[name]:,.0f} | {speed[name] / eager:.2f}x | {speed[name] / best_hf:.2f}x | "
+            f"{gflops:.0f} ({gflops * 1e9 / peaks[dtype]:.0%} of {dtype} mm) | {warm[name]:.1f} s |"
+        )
+    return rows
+
+
 def row(case: str, tokens: int, t: dict, f: float, peak: float) -> dict:
     note = f"GFLOP/s ours {f / t['ours'] / 1e9:.0f} ({f / t['ours'] / peak:.0%} of mm), "
     note += f"transformers {f / t['hf'] / 1e9:.0f} ({f / t['hf'] / peak:.0%})"
@@ -244,8 +334,8 @@ def row(case: str, tokens: int, t: dict, f: float, peak: float) -> dict:
     return {"case": case, "unit": "tok/s", **speeds, "note": note}
 
 
-def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     best = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats + 1))
     return 2 * n**3 / best
 
@@ -254,25 +344,36 @@ def main(quick: bool = False) -> None:
     threads = int(os.environ.get("BENCH_THREADS", "2"))
     torch.set_num_threads(threads)
     peak = matmul_peak()
+    peaks = {"fp32": peak, "bf16": matmul_peak(dtype=torch.bfloat16)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"fp32 torch.mm peak: {peak / 1e9:.0f} GFLOP/s on {threads} threads (load average {load:.1f} on "
-        f"{os.cpu_count()} CPUs); torch {torch.__version__}\n",
+        f"torch.mm peak: fp32 {peak / 1e9:.0f}, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s on {threads} threads (load "
+        f"average {load:.1f} on {os.cpu_count()} CPUs); torch {torch.__version__}\n",
         flush=True,
     )
+    print(
+        "### The shipped step (`make pretrain`: configs/model/tiny.yaml, 8k vocabulary, 2,048 target tokens of 64-token"
+        " documents)\n\nTarget tokens/s over 6 batches, best of the interleaved repeats, forward + backward + AdamW;"
+        " ratios against our eager fp32 step and against the fastest transformers variant; first call = compile.\n"
+    )
+    print("| step | target tok/s | vs eager fp32 | vs transformers (best) | GFLOP/s | first call |")
+    print("|---|---:|---:|---:|---:|---:|", flush=True)
+    for line in shipped_steps(2 if quick else 5, peaks):
+        print(line, flush=True)
+    print("\n### Our model against transformers on other shapes\n", flush=True)
     if quick:
         cases = [
-            lambda: bench_fixed("tiny", 128, 4, 3, peak),
-            lambda: bench_variable("tiny", 16, 128, 4, 2, peak),
+            lambda: bench_fixed("tiny", 64, 8, 3, peak),
+            lambda: bench_variable("tiny", 16, 64, 8, 2, peak),
             lambda: bench_beam("tiny", 4, 64, 16, 4, 2),
         ]
     else:
         cases = [
-            lambda: bench_fixed("tiny", 512, 8, 5, peak),
+            lambda: bench_fixed("tiny", 64, 32, 5, peak),
             lambda: bench_fixed("small", 512, 8, 3, peak, logits_variant=False),
             lambda: bench_fixed("base", 512, 8, 1, peak, logits_variant=False),
-            lambda: bench_variable("tiny", 64, 512, 8, 2, peak),
-            lambda: bench_beam("tiny", 8, 512, 64, 4, 3),
+            lambda: bench_variable("tiny", 256, 64, 32, 2, peak),
+            lambda: bench_beam("tiny", 16, 64, 64, 4, 3),
         ]
     print(
         "ours = our model + linear_cross_entropy; ours (logits) = our model's logits at non-pad labels + "

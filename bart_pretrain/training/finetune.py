@@ -44,6 +44,7 @@ class SummarizationModule(Seq2SeqModule):
         generation: GenerationConfig | None = None,
         max_source_length: int = 512,
         eval_max_tokens: int = 8192,
+        compile: bool = False,
     ):
         """
         Args:
@@ -64,12 +65,15 @@ class SummarizationModule(Seq2SeqModule):
             max_source_length: documents are truncated to this many tokens at generation time (linked from
                 ``--data.max_source_length``).
             eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
+            compile: ``torch.compile`` the training step (encoder-decoder and loss kernel), as pretraining's
+                ``--model.compile``; eager if unavailable.
         """
         super().__init__()
         from bart_pretrain.loading import tokenizer_record
         from bart_pretrain.model import Bart
         from bart_pretrain.tokenizer import Tokenizer
 
+        self.compiled = compile
         self.optim = optim or OptimConfig(lr=3e-5, warmup_steps=500, schedule="linear", label_smoothing=0.1)
         recorded_generation: dict = {}
         if init_from is not None:
@@ -124,6 +128,7 @@ class SummarizationModule(Seq2SeqModule):
                 "generation": dataclasses.asdict(self.generation),
                 "max_source_length": max_source_length,
                 "eval_max_tokens": eval_max_tokens,
+                "compile": compile,
             }
         )
 

@@ -64,7 +64,19 @@ def lm_head_chunk(h: Tensor, w: Tensor, b: Tensor, y: Tensor, label_smoothing: f
     return loss, correct, (dzc @ w).float(), (dzc.t() @ h).float(), dz.sum(0)
 
 
-compiled_lm_head_chunk = torch.compile(lm_head_chunk, dynamic=True)  # compiled at its first call, not at import
+COMPILE_OPTIONS: dict = {"dynamic": True}
+"""``torch.compile`` arguments of the training step's compiled parts (this kernel's chunks and the module's
+encoder-decoder): shapes dynamic, so token-budget batches of any size and length share one graph."""
+
+_compiled_chunk = None
+
+
+def compiled_lm_head_chunk(*args):
+    """:func:`lm_head_chunk` through ``torch.compile`` (built at the first call)."""
+    global _compiled_chunk
+    if _compiled_chunk is None:
+        _compiled_chunk = torch.compile(lm_head_chunk, **COMPILE_OPTIONS)
+    return _compiled_chunk(*args)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

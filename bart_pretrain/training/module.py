@@ -21,11 +21,29 @@ from torch import Tensor, nn
 
 from bart_pretrain.model import causal_mask, padding_mask
 from bart_pretrain.optim import build_optimizer, build_scheduler
-from bart_pretrain.training.losses import linear_cross_entropy
+from bart_pretrain.training.losses import COMPILE_OPTIONS, linear_cross_entropy
 
 # Backward runs on sum(token losses) / LOSS_SCALE and the gradients are rescaled before the step. A power of two, so
 # the scaling is exact in floating point; it only keeps fp16 gradients in range.
 LOSS_SCALE = 4096.0
+
+
+def compile_unavailable(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot build the training step on ``device`` (None: it can): dynamo unsupported on this
+    Python, or no C++ compiler for inductor's CPU kernels."""
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        return "torch._dynamo does not support this Python"
+    if device.type == "cpu":
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        try:
+            get_cpp_compiler()
+        except Exception as e:  # inductor's own search: its error names what it looked for
+            first_line = (str(e) or type(e).__name__).splitlines()[0]
+            return f"no C++ compiler for inductor's CPU kernels: {first_line}"
+    return None
 
 
 class NonFiniteLossError(RuntimeError):
@@ -82,7 +100,7 @@ class Seq2SeqModule(pl.LightningModule):
         if not compiled:
             return self.model.stack_states(*args)[rows]
         if self._compiled_stack is None:
-            self._compiled_stack = torch.compile(self.model.stack_states, dynamic=True)
+            self._compiled_stack = torch.compile(self.model.stack_states, **COMPILE_OPTIONS)
         return self._compiled_stack(*args)[rows]
 
     @staticmethod
@@ -94,6 +112,13 @@ class Seq2SeqModule(pl.LightningModule):
         return f"epoch {meta.get('epoch')} batch {meta['position']} (sample indices {shown}...)"
 
     # -- training ------------------------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.compiled:
+            reason = compile_unavailable(self.device)
+            if reason:
+                self.compiled = False
+                self.print(f"--model.compile: torch.compile is unavailable here ({reason}); training eager")
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout masks as a pure function of (seed, epoch, batch, rank), not of the global RNG's history (which
         # loader start-ups and validation also draw from): a resumed run draws exactly the masks it would have.
