@@ -101,12 +101,32 @@ def longest_increasing(values: list[int]) -> set[int]:
     return keep
 
 
-def render(tokens, labels: list[str], decode, color: bool) -> str:
-    """Tokens decoded one by one, each run of one label wrapped in its ANSI colour or plain marker."""
+def render(tokens, labels: list[str], token_bytes, color: bool) -> str:
+    """The text of ``tokens``, each run of one label wrapped in its ANSI colour or plain marker. The tokens' bytes
+    (``token_bytes(id)``) are joined and decoded together, so a character split over several byte-level tokens comes
+    out whole, in the run of its first byte; bytes that form no character (one cut by the noise) show as ``�``."""
+    data, owner = bytearray(), []
+    for t, label in zip(tokens, labels, strict=True):
+        b = token_bytes(int(t))
+        data += b
+        owner += [label] * len(b)
+    runs: list[list] = []  # [label, characters]
+    i = 0
+    while i < len(data):
+        n = _utf8_length(data[i])
+        try:
+            ch = bytes(data[i : i + n]).decode("utf-8") if n else "\ufffd"
+        except UnicodeDecodeError:
+            ch, n = "\ufffd", 1
+        n = max(n, 1)
+        if runs and runs[-1][0] == owner[i]:
+            runs[-1][1].append(ch)
+        else:
+            runs.append([owner[i], [ch]])
+        i += n
     pieces = []
-    for start, stop in _label_runs(labels):
-        text = "".join(decode(int(t)) for t in tokens[start:stop])
-        label = labels[start]
+    for label, chars in runs:
+        text = "".join(chars)
         if label == KEPT:
             pieces.append(text)
         elif color:
@@ -114,6 +134,19 @@ def render(tokens, labels: list[str], decode, color: bool) -> str:
         else:
             pieces.append(PLAIN[label][0] + text + PLAIN[label][1])
     return "".join(pieces)
+
+
+def _utf8_length(lead: int) -> int:
+    """Bytes of the UTF-8 character starting with byte ``lead`` (0: no character starts with it)."""
+    if lead < 0x80:
+        return 1
+    if 0xC2 <= lead <= 0xDF:
+        return 2
+    if 0xE0 <= lead <= 0xEF:
+        return 3
+    if 0xF0 <= lead <= 0xF4:
+        return 4
+    return 0
 
 
 def _label_runs(labels: list[str]) -> list[tuple[int, int]]:
@@ -193,10 +226,7 @@ def _show(args: argparse.Namespace, pipe: noising.Pipeline, tok, ctx: noising.No
     # Every chunk of a --text; the first chunk of each corpus document.
     texts = [(t, None) for t in args.text]
     texts += [(t, 1) for t in (read_corpus(args.corpus, args.n) if args.corpus is not None else [])]
-
-    def decode(i: int) -> str:
-        return tok.decode([i], skip_special_tokens=False)
-
+    decode = tok.token_bytes
     print(f"recipe {args.config}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
     print(legend(color))
     index = 0

@@ -4,7 +4,8 @@ Sentence boundaries come from a rule-based splitter (a regex pass with an abbrev
 Punkt/pysbd's rules, ~50x faster than pysbd) applied to the TEXT, so sentence permutation works with any
 tokenizer (fairseq instead looks for a full-stop token id). Word starts come from the tokenizer's own
 vocabulary: a byte-level BPE token starting with ``Ġ`` (or ``▁`` for SentencePiece, anything but ``##`` for
-WordPiece) begins a word, and so does the first token of every sentence.
+WordPiece) begins a word, and so does the first token of every sentence; in a sentence written without spaces
+(Chinese, Japanese, Thai ...) every character begins a word (:func:`spaceless_word_starts`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import json
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -67,7 +70,7 @@ def _ends_sentence(segment: str, match: re.Match) -> bool:
     return True
 
 
-def _split_segment(segment: str) -> list[str]:
+def _split_spaced(segment: str) -> list[str]:
     sentences, start = [], 0
     for match in _BOUNDARY.finditer(segment):
         if _ends_sentence(segment, match):
@@ -79,15 +82,43 @@ def _split_segment(segment: str) -> list[str]:
     return sentences
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences, each with its whitespace collapsed to single spaces.
+# Sentence ends that need neither a space nor a capital after them: the ideographic and fullwidth full stops,
+# exclamation and question marks of Chinese and Japanese (。｡．！？), the Devanagari danda and double danda (। ॥),
+# the Arabic question mark (؟) and the Urdu full stop (۔); none of them abbreviates anything. Closing quotes and
+# brackets after them belong to the sentence.
+_CLOSED_END = re.compile(
+    "([\u3002\uff61\uff0e\uff01\uff1f\u0964\u0965\u061f\u06d4]+)"
+    "([\"'\u201d\u2019)\\]\u300d\u300f\uff09\u3011\u3015\u300b\u3009]*)\\s*"
+)
+_QUOTATIVE = "\u3068\u3063"  # と, っ(て): 「…。」と言った goes on after the quote
 
-    A sentence ends at ``.``/``!``/``?``/``…`` (plus closing quotes or brackets) followed by whitespace and a
-    character that is not a lowercase letter, except after an abbreviation ("e.g.", "Dr.", "Fig. 3") or an
-    initial ("J. Smith"). Decimals ("3.14"), versions and file names ("setup.py") never split: no space
-    follows their dot. Blank lines (paragraph breaks) and list items ("- item", "1. item") always start a new
-    sentence. Empty or whitespace-only text gives ``[]``.
-    """
+
+def _closed_end_ends_sentence(segment: str, match: re.Match) -> bool:
+    if match.end() == len(segment):
+        return False  # nothing follows
+    punct, closers, nxt = match.group(1), match.group(2), segment[match.end()]
+    if closers and not match.group(0)[len(punct) + len(closers) :] and nxt in _QUOTATIVE:
+        return False
+    before = segment[match.start() - 1] if match.start() else ""
+    return not (punct == "\uff0e" and before.isdigit() and nxt.isdigit())  # a fullwidth decimal point: ３．１４
+
+
+def _split_segment(segment: str) -> list[tuple[str, bool]]:
+    """(sentence, True if it follows the one before without a space) per sentence of ``segment``."""
+    if _CLOSED_END.search(segment) is None:  # the common case (any text in a Latin script): one pass
+        return [(sentence, False) for sentence in _split_spaced(segment)]
+    sentences, start, glued = [], 0, False
+    for match in _CLOSED_END.finditer(segment):
+        if _closed_end_ends_sentence(segment, match):
+            pieces = _split_spaced(segment[start : match.end(2)])
+            sentences.extend((piece, glued and k == 0) for k, piece in enumerate(pieces))
+            start, glued = match.end(), match.end() == match.end(2)
+    pieces = _split_spaced(segment[start:])
+    sentences.extend((piece, glued and k == 0) for k, piece in enumerate(pieces))
+    return sentences
+
+
+def _sentences(text: str) -> list[tuple[str, bool]]:
     sentences = []
     for block in _BLANK_LINES.split(text):
         for segment in _LIST_ITEM.split(block):
@@ -97,25 +128,101 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+def split_sentences(text: str) -> list[str]:
+    """Split ``text`` into sentences, each with its whitespace collapsed to single spaces.
+
+    A sentence ends at ``.``/``!``/``?``/``…`` (plus closing quotes or brackets) followed by whitespace and a
+    character that is not a lowercase letter, except after an abbreviation ("e.g.", "Dr.", "Fig. 3") or an
+    initial ("J. Smith"). Decimals ("3.14"), versions and file names ("setup.py") never split: no space
+    follows their dot. It also ends, with or without a space after, at the full stops, exclamation and question
+    marks of Chinese and Japanese (``。｡．！？``; not 「…。」と, where the quote goes on, nor a fullwidth decimal
+    point), at the Devanagari danda ``।``/``॥``, the Arabic ``؟`` and the Urdu ``۔``. Blank lines (paragraph
+    breaks) and list items ("- item", "1. item") always start a new sentence. Empty or whitespace-only text gives
+    ``[]``.
+    """
+    return [sentence for sentence, _ in _sentences(text)]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Tokenization and chunking
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Letters of the scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, hiragana and katakana
+# (with the halfwidth forms), CJK ideographs (extensions and compatibility forms included). Only category Lo counts:
+# combining vowel and tone marks, the prolonged-sound mark and punctuation join the character before them.
+_SPACELESS = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
+_OTHER_WORD = re.compile(r"[^\W\d_]+")  # a run of letters (what is left once the spaceless ones are blanked)
+# Thai and Lao vowels written after their consonant (ะ า ำ, ະ າ ຳ): letters that join the character before them.
+_JOINING = frozenset("\u0e30\u0e32\u0e33\u0e45\u0eb0\u0eb2\u0eb3")
+
+
+@lru_cache(maxsize=65536)
+def _spaceless_letter(ch: str) -> bool:
+    return _SPACELESS.match(ch) is not None and unicodedata.category(ch) == "Lo"
+
+
+def written_without_spaces(sentence: str) -> bool:
+    """Is ``sentence`` mostly in a script without spaces between words? True when half its letters of such scripts
+    (Chinese and Japanese words are about two characters long) outnumber its words in other scripts: 我用Python写代码
+    is, an English sentence quoting 青空文庫 is not (the quote stays one word, like any foreign word)."""
+    if _SPACELESS.search(sentence) is None:
+        return False
+    spaceless = sum(map(_spaceless_letter, sentence))
+    if not spaceless:
+        return False
+    blanked = "".join(" " if _spaceless_letter(ch) else ch for ch in sentence)
+    return spaceless > 2 * len(_OTHER_WORD.findall(blanked))
+
+
+def spaceless_word_starts(text: str, offsets: list[tuple[int, int]]) -> list[int]:
+    """Positions of the tokens that begin a word in ``text`` written without spaces (given each token's character
+    ``offsets`` in ``text``): whole-word masking there means per character, as no word segmenter runs. A token begins
+    a word when it is the first token of a letter of such a script (a character split into several byte-level
+    tokens is one word; a token holding several characters is one word, tokens cannot be split), or of a letter or
+    digit right after one (用|Python); not after a token of only whitespace (that token already begins the word).
+    Combining marks, Thai/Lao vowels written after their consonant and punctuation join the character before."""
+    starts, prev = [], (0, 0)
+    for i, (a, b) in enumerate(offsets):
+        # a < prev[1]: the token begins inside a character that the token before already began
+        if a >= prev[1] and a < len(text) and not (i and text[prev[0] : prev[1]].isspace()):
+            ch = text[a]
+            if _SPACELESS.match(ch):
+                begins = _spaceless_letter(ch) and ch not in _JOINING
+            else:
+                begins = ch.isalnum() and a > 0 and _spaceless_letter(text[a - 1])
+            if begins:
+                starts.append(i)
+        prev = (a, b)
+    return starts
+
+
 def _chunk(
-    sentences: list[list[int]], starts_word: np.ndarray, max_length: int, bos_id: int, eos_id: int
+    sentences: list[list[int]],
+    starts_word: np.ndarray,
+    max_length: int,
+    bos_id: int,
+    eos_id: int,
+    extra_starts: list[list[int] | None] | None = None,
 ) -> list[dict]:
-    """Pack tokenized sentences into chunks of at most ``max_length`` tokens with ``<s>``/``</s>``."""
+    """Pack tokenized sentences into chunks of at most ``max_length`` tokens with ``<s>``/``</s>``. Word starts are
+    ``starts_word[id]``, the first token of every sentence and, per sentence, the positions in ``extra_starts``."""
     budget = max_length - 2
     chunks: list[dict] = []
     ids: list[int] = []
     sent_starts: list[int] = []
+    marks: list[int] = []
 
     def flush():
         if ids:
             arr = np.asarray(ids, dtype=np.int64)
             ws = starts_word[arr]
             ws[[s - 1 for s in sent_starts]] = True  # every sentence (and chunk) begins a word
+            if marks:
+                ws[marks] = True
             chunks.append(
                 {
                     "input_ids": [bos_id, *ids, eos_id],
@@ -125,10 +232,12 @@ def _chunk(
             )
             ids.clear()
             sent_starts.clear()
+            marks.clear()
 
-    for sent in sentences:
+    for n, sent in enumerate(sentences):
         if not sent:
             continue
+        extra = extra_starts[n] if extra_starts is not None else None
         if len(ids) + len(sent) > budget:
             flush()
         # A sentence longer than the budget is cut hard; each piece counts as a sentence of its own chunk.
@@ -137,14 +246,22 @@ def _chunk(
             if len(ids) + len(piece) > budget:
                 flush()
             sent_starts.append(len(ids) + 1)
+            if extra:
+                marks.extend(len(ids) + p - i for p in extra if i <= p < i + budget)
             ids.extend(piece)
     flush()
     return chunks
 
 
+BOM = "\ufeff"
+
+
 def _sentence_texts(text: str) -> list[str]:
-    # Every sentence after the first gets its leading space back, so byte-level BPE sees " word" -> "Ġword".
-    return [s if i == 0 else " " + s for i, s in enumerate(split_sentences(text))]
+    # A byte-order mark opening a document is no text (datasets keeps it at the start of a .txt.gz, of a hub file).
+    text = text[1:] if text.startswith(BOM) else text
+    # Every sentence after the first gets its leading space back, so byte-level BPE sees " word" -> "Ġword"; not one
+    # that followed the one before without a space (我喜欢猫。他喜欢狗！): the tokens are those of the text.
+    return [s if i == 0 or glued else " " + s for i, (s, glued) in enumerate(_sentences(text))]
 
 
 PIECE_CHARS = 4096  # the tokenizer sees at most this many characters at once (see _encode_sentences)
@@ -164,21 +281,32 @@ def sentence_pieces(sentence: str, size: int = PIECE_CHARS) -> list[str]:
     return pieces
 
 
-def _encode_sentences(tok: Tokenizer, sentences: list[str]) -> list[list[int]]:
-    """One batched tokenizer call for all ``sentences``, each a list of ids. A long sentence is encoded in pieces
-    (:func:`sentence_pieces`): the same ids, but a string of megabytes takes the tokenizer several times longer than its
-    pieces, and on one core (a 10 MB line without punctuation: 14 s whole, 2 s in pieces)."""
+def _encode_sentences(tok: Tokenizer, sentences: list[str]) -> tuple[list[list[int]], list[list[int] | None]]:
+    """One batched tokenizer call for all ``sentences``: the ids of each and, for a sentence written without spaces
+    (:func:`written_without_spaces`), the positions of its :func:`spaceless_word_starts` (None for the others). A long
+    sentence is encoded in pieces (:func:`sentence_pieces`): the same ids, but a string of megabytes takes the
+    tokenizer several times longer than its pieces, and on one core (a 10 MB line without punctuation: 14 s whole,
+    2 s in pieces)."""
     counts, flat = [], []
     for sentence in sentences:
         pieces = sentence_pieces(sentence)
         counts.append(len(pieces))
         flat.extend(pieces)
-    ids = tok.encode_batch(flat)
-    out, i = [], 0
-    for n in counts:
-        out.append(ids[i] if n == 1 else [t for piece in ids[i : i + n] for t in piece])
+    encodings = tok.encodings(flat)
+    out, extra, i = [], [], 0
+    for sentence, n in zip(sentences, counts, strict=True):
+        piece_ids = [e.ids for e in encodings[i : i + n]]
+        out.append(piece_ids[0] if n == 1 else [t for ids in piece_ids for t in ids])
+        if written_without_spaces(sentence):
+            starts, offset = [], 0
+            for piece, ids, e in zip(flat[i : i + n], piece_ids, encodings[i : i + n], strict=True):
+                starts.extend(offset + p for p in spaceless_word_starts(piece, e.offsets))
+                offset += len(ids)
+            extra.append(starts)
+        else:
+            extra.append(None)
         i += n
-    return out
+    return out, extra
 
 
 def encode_document(text: str, tok: Tokenizer, max_length: int) -> list[dict]:
@@ -189,8 +317,8 @@ def encode_document(text: str, tok: Tokenizer, max_length: int) -> list[dict]:
     """
     if max_length < 3:
         raise ValueError(f"max_length={max_length}: must be >= 3 (<s>, one token, </s>)")
-    sentences = _encode_sentences(tok, _sentence_texts(text))
-    return _chunk(sentences, tok.word_start_table(), max_length, tok.bos_id, tok.eos_id)
+    sentences, extra = _encode_sentences(tok, _sentence_texts(text))
+    return _chunk(sentences, tok.word_start_table(), max_length, tok.bos_id, tok.eos_id, extra)
 
 
 def encode_documents(texts: Iterable[str], tok: Tokenizer, max_length: int) -> list[list[dict]]:
@@ -198,12 +326,13 @@ def encode_documents(texts: Iterable[str], tok: Tokenizer, max_length: int) -> l
     if max_length < 3:
         raise ValueError(f"max_length={max_length}: must be >= 3 (<s>, one token, </s>)")
     per_doc = [_sentence_texts(t) if isinstance(t, str) else [] for t in texts]
-    flat = _encode_sentences(tok, [s for doc in per_doc for s in doc])
+    flat, extra = _encode_sentences(tok, [s for doc in per_doc for s in doc])
     table = tok.word_start_table()
     out, i = [], 0
     for doc in per_doc:
-        out.append(_chunk(flat[i : i + len(doc)], table, max_length, tok.bos_id, tok.eos_id))
-        i += len(doc)
+        j = i + len(doc)
+        out.append(_chunk(flat[i:j], table, max_length, tok.bos_id, tok.eos_id, extra[i:j]))
+        i = j
     return out
 
 
@@ -394,7 +523,7 @@ def count_empty_documents(ds: datasets.Dataset, text_column: str = "text") -> in
     return n
 
 
-_FORMAT_VERSION = 2  # bump when the chunk format or sentence splitter changes, to invalidate cached maps
+_FORMAT_VERSION = 3  # bump when the chunk format, sentence splitter or word starts change, to invalidate cached maps
 
 
 class _TokenizeBatch:
