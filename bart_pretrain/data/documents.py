@@ -1,4 +1,5 @@
-"""From raw text to what the noising needs: sentences, token ids, word starts, chunks of at most ``max_length``.
+"""From raw text to what the noising needs: sentences, token ids, word starts, chunks of at most ``max_length``;
+and reading local corpora (files, globs, directories, gzip, a UTF-8 BOM) into a ``datasets.Dataset``.
 
 Sentence boundaries come from a rule-based splitter (a regex pass with an abbreviation list, in the spirit of
 Punkt/pysbd's rules, ~50x faster than pysbd) applied to the TEXT, so sentence permutation works with any
@@ -10,8 +11,11 @@ WordPiece) begins a word, and so does the first token of every sentence; in a se
 
 from __future__ import annotations
 
+import codecs
 import glob
+import gzip
 import hashlib
+import io
 import json
 import logging
 import os
@@ -19,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -350,108 +354,184 @@ def to_document(row: dict) -> Document:
 # ---------------------------------------------------------------------------------------------------------------
 
 LOCAL_SUFFIXES = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+GZIP = ".gz"
+"""Text and JSON files may be gzipped (``corpus.jsonl.gz``, ``books.txt.gz``); ``datasets`` reads them as they are."""
+READABLE = ".txt, .text, .jsonl, .json, .parquet (text and JSON also gzipped: .txt.gz, .jsonl.gz, .json.gz)"
 
 
 def file_suffix(path: str) -> str:
-    return os.path.splitext(path)[1].lower()
+    """The format suffix of ``path`` in lower case, past a ``.gz``: ``.jsonl`` for ``part-1.JSONL.gz``."""
+    root, ext = os.path.splitext(str(path).lower())
+    return os.path.splitext(root)[1] if ext == GZIP else ext
+
+
+def file_format(path: str, formats: dict[str, str] = LOCAL_SUFFIXES) -> str | None:
+    """The ``datasets`` builder (``text``, ``json``, ...) reading ``path``, by its suffix in ``formats``; None if none
+    does (a gzipped Parquet file is none: Parquet compresses inside)."""
+    kind = formats.get(file_suffix(path))
+    return None if kind == "parquet" and str(path).lower().endswith(GZIP) else kind
+
+
+def open_bytes(path: str) -> IO[bytes]:
+    """``path`` opened for reading bytes, gunzipped if its name ends in ``.gz``."""
+    return gzip.open(path, "rb") if str(path).lower().endswith(GZIP) else open(path, "rb")
+
+
+def open_text(path: str) -> IO[str]:
+    """``path`` opened as UTF-8 text (gunzipped if its name ends in ``.gz``), a byte-order mark at its start dropped."""
+    return io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig")
+
+
+def starts_with_bom(path: str) -> bool:
+    """Does the (uncompressed) text of ``path`` start with a UTF-8 byte-order mark?"""
+    with open_bytes(path) as f:
+        return f.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+
+
+def builder_options(paths: list[str], kind: str) -> dict:
+    """Keyword arguments of ``datasets.load_dataset(kind, data_files=paths)`` as this package reads local files: a
+    ``.txt`` document per blank-line-separated block; a byte-order mark dropped (``utf-8-sig``, only when a file has
+    one, so the builder's config and cache stay those of plain UTF-8 otherwise)."""
+    options: dict = {"sample_by": "paragraph"} if kind == "text" else {}
+    if kind in ("text", "json", "csv") and any(map(starts_with_bom, paths)):
+        options["encoding"] = "utf-8-sig"
+    return options
 
 
 def _check_text_file(path: str) -> None:
-    """Fail early, naming the file, on an empty or non-UTF-8 file (the builders would raise deep inside)."""
-    decoder = __import__("codecs").getincrementaldecoder("utf-8")()
+    """Fail early, naming the file, on an empty, non-UTF-8 or broken gzip file (the builders fail deep inside)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
     has_text = False
     offset = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            try:
-                chunk = decoder.decode(block)
-            except UnicodeDecodeError as e:
-                raise ValueError(
-                    f"{path}: not UTF-8 text (invalid byte 0x{block[e.start]:02x} at byte offset {offset + e.start});"
-                    " convert it, e.g. `iconv -f latin1 -t utf-8`"
-                ) from None
-            has_text = has_text or bool(chunk.strip())
-            offset += len(block)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: not UTF-8 text (truncated multi-byte character at the end)") from None
+    where = " of the uncompressed text" if str(path).lower().endswith(GZIP) else ""
+    try:
+        with open_bytes(path) as f:
+            while block := f.read(1 << 20):
+                try:
+                    chunk = decoder.decode(block)
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"{path}: not UTF-8 text (invalid byte 0x{block[e.start]:02x} at byte offset "
+                        f"{offset + e.start}{where}); convert it, e.g. `iconv -f latin1 -t utf-8`"
+                    ) from None
+                has_text = has_text or bool(chunk.lstrip(BOM).strip())
+                offset += len(block)
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a cut-off .gz ends in EOFError
+        raise ValueError(f"{path}: not a readable gzip file ({type(e).__name__}: {e})") from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text (truncated multi-byte character at the end)") from None
     if not has_text:
         raise ValueError(f"{path}: the file is empty (no text to train on)")
 
 
-def expand_source(source: str | list[str]) -> list[str]:
+def _some(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
+def _by_format(files: list[str], formats: dict[str, str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(file_format(f, formats) or "?", []).append(f)
+    return groups
+
+
+def directory_files(directory: str, formats: dict[str, str] = LOCAL_SUFFIXES, readable: str = READABLE) -> list[str]:
+    """Every file under ``directory`` (recursively, sorted by path; names starting with ``.`` skipped), all of one
+    format of ``formats``. Raises ValueError naming the directory when it holds no file, a file of no readable
+    format, or files of several formats."""
+    found = []
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(os.path.join(root, name) for name in names if not name.startswith("."))
+    found.sort()
+    if not found:
+        raise ValueError(f"{directory}: the directory holds no file")
+    groups = _by_format(found, formats)
+    rel = {kind: [os.path.relpath(f, directory) for f in files] for kind, files in groups.items()}
+    if "?" in rel:
+        raise ValueError(f"{directory}: holds files of no readable format: {_some(rel['?'])}; readable: {readable}")
+    if len(rel) > 1:
+        listed = "; ".join(f"{kind}: {_some(names, 2)}" for kind, names in sorted(rel.items()))
+        raise ValueError(f"{directory}: holds files of several formats ({listed}); keep one format per directory")
+    return found
+
+
+def local_files(
+    source: str | os.PathLike | list, formats: dict[str, str] = LOCAL_SUFFIXES, readable: str = READABLE
+) -> tuple[list[str], str]:
+    """The files of a local ``source`` (a file, a directory, a glob, or a list of them) and the one ``datasets``
+    builder reading them all. A directory stands for the files under it (:func:`directory_files`); a glob for the
+    files it matches (``**`` recursive), sorted. Raises ValueError naming the path and what is wrong: no such file,
+    a pattern matching no file, a file of no readable format, formats mixed."""
     patterns = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not patterns:
-        raise ValueError("load_text_dataset: no files given (an empty list)")
+        raise ValueError("no files given (an empty list)")
     files: list[str] = []
     for pattern in map(str, patterns):
-        matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
-        if not matches and glob.has_magic(pattern):
-            raise ValueError(f"{pattern}: the pattern matches no file")
-        files.extend(m for m in matches if os.path.isfile(m))
-        if not matches:
+        pattern = os.path.expanduser(pattern)
+        if glob.has_magic(pattern):
+            matches = [m for m in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(m)]
+            if not matches:
+                raise ValueError(f"{pattern}: the pattern matches no file")
+            files.extend(matches)
+        elif os.path.isdir(pattern):
+            files.extend(directory_files(pattern, formats, readable))
+        elif os.path.isfile(pattern):
             files.append(pattern)
-    return files
+        else:
+            raise ValueError(f"{pattern}: no such file (looked for {os.path.abspath(pattern)})")
+    groups = _by_format(files, formats)
+    if "?" in groups:
+        raise ValueError(f"{groups['?'][0]}: unknown file type; readable: {readable}")
+    if len(groups) > 1:
+        listed = "; ".join(f"{kind}: {_some(names, 2)}" for kind, names in sorted(groups.items()))
+        raise ValueError(f"mixed file formats ({listed}); read one format at a time")
+    return files, next(iter(groups))
 
 
 def looks_local(source: str | list[str]) -> bool:
     if not isinstance(source, (str, os.PathLike)):
         return True
     s = str(source)
-    return os.path.exists(s) or glob.has_magic(s) or file_suffix(s) in LOCAL_SUFFIXES or os.sep in s.rstrip(os.sep)
+    return (
+        os.path.exists(s)
+        or glob.has_magic(s)
+        or file_suffix(s) in LOCAL_SUFFIXES
+        or s.lower().endswith(GZIP)
+        or os.sep in s.rstrip(os.sep)
+    )
 
 
 def load_text_dataset(source: str | list[str], text_column: str = "text", split: str = "train") -> datasets.Dataset:
     """Load documents as a ``datasets.Dataset`` with a string column ``text_column``.
 
-    ``source`` is a local file, a directory, a glob, or a list of them: ``.txt`` (one document per
-    blank-line-separated block), ``.jsonl``/``.json`` (one object per line / a list, the text in
-    ``text_column``), ``.parquet``; or else the name of a ``datasets`` dataset (hub, when online; ``split``).
-    Problems (no such file, empty or non-UTF-8 file, missing or non-string column) raise ``ValueError``
-    naming the file and what is wrong.
+    ``source`` is a local file, a directory (every file under it, recursively, sorted, all of one format), a glob, or
+    a list of them: ``.txt`` (one document per blank-line-separated block), ``.jsonl``/``.json`` (one object per
+    line / a list, the text in ``text_column``), ``.parquet``, text and JSON also gzipped (``.txt.gz``,
+    ``.jsonl.gz``, ``.json.gz``); a UTF-8 byte-order mark is dropped. Or else the name of a ``datasets`` dataset (hub,
+    when online; ``split``). Problems (no such file, empty or non-UTF-8 file, formats mixed, missing or non-string
+    column) raise ``ValueError`` naming the file and what is wrong.
     """
     import datasets
 
     if looks_local(source):
-        paths = []
-        for p in expand_source(source):
-            if os.path.isdir(p):
-                inner = [
-                    os.path.join(root, n)
-                    for root, _, names in os.walk(p)
-                    for n in names
-                    if file_suffix(n) in LOCAL_SUFFIXES
-                ]
-                if not inner:
-                    raise ValueError(f"{p}: directory holds no .txt/.jsonl/.json/.parquet file")
-                paths.extend(sorted(inner))
-            elif not os.path.exists(p):
-                raise ValueError(f"{p}: no such file (looked for {os.path.abspath(p)})")
-            else:
-                paths.append(p)
-        kinds = {LOCAL_SUFFIXES.get(file_suffix(p)) for p in paths}
-        if None in kinds:
-            bad = next(p for p in paths if file_suffix(p) not in LOCAL_SUFFIXES)
-            raise ValueError(f"{bad}: unknown file type; use .txt, .jsonl, .json or .parquet")
-        if len(kinds) > 1:
-            raise ValueError(f"mixed file types {sorted(kinds)} in {paths}: load each type separately")
-        kind = kinds.pop()
+        paths, kind = local_files(source)
         for p in paths:
             if kind == "parquet":
                 if os.path.getsize(p) == 0:
                     raise ValueError(f"{p}: the file is empty")
             else:
                 _check_text_file(p)
-        kwargs = {"sample_by": "paragraph"} if kind == "text" else {}
         try:
-            ds = datasets.load_dataset(kind, data_files=paths, split="train", **kwargs)
+            ds = datasets.load_dataset(kind, data_files=paths, split="train", **builder_options(paths, kind))
         except Exception as e:  # the builders' errors are long chains; keep the cause, name the files
             cause = e.__cause__ or e
-            raise ValueError(f"could not read {', '.join(paths)} as {kind}: {type(cause).__name__}: {cause}") from e
+            raise ValueError(f"could not read {_some(paths)} as {kind}: {type(cause).__name__}: {cause}") from e
         if kind == "text" and text_column != "text":
             ds = ds.rename_column("text", text_column)
-        where = ", ".join(paths)
+        where = _some(paths)
     else:
         try:
             ds = datasets.load_dataset(str(source), split=split)
