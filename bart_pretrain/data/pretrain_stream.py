@@ -102,10 +102,11 @@ class StreamingDenoisingDataset(IterableDataset):
             out = []
             for key in sampler:
                 indices = [k * STREAM_INDEX_STRIDE + i for i in key.indices]
-                pairs = [
-                    self.corruptor(docs[i], noising.sample_rng(self.seed, epoch, g))
-                    for i, g in zip(key.indices, indices, strict=True)
-                ]
+                with self.corruptor.torch_untouched():
+                    pairs = [
+                        self.corruptor(docs[i], noising.sample_rng(self.seed, epoch, g))
+                        for i, g in zip(key.indices, indices, strict=True)
+                    ]
                 collated = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
                 collated.update(epoch=self.epoch, position=(k, key.position), indices=indices)
                 out.append(collated)
