@@ -344,10 +344,12 @@ def words(chunk: dict, tok) -> list[str]:
         (JAPANESE, ["東京は日本の首都です。", "「こんにちは。」と彼は言った。", "人口は約１４００万人です。"]),
         ("円周率は３．１４です。次の文．最後の文", ["円周率は３．１４です。", "次の文．", "最後の文"]),
         ("他说：“好。”然后走了。", ["他说：“好。”", "然后走了。"]),
+        ("北京是中国\n的首都。\n它很大。\n\n新段落。", ["北京是中国的首都。", "它很大。", "新段落。"]),
         (HINDI, ["यह एक वाक्य है।", "यह दूसरा वाक्य है॥", "क्या आप हिंदी बोलते हैं?"]),
         (ARABIC, ["هل تتكلم العربية؟", "نعم، أتكلم قليلا."]),
         ("Mixed: 你好。 Then English. 再见！", ["Mixed: 你好。", "Then English.", "再见！"]),
     ],
+    ids=["chinese", "japanese", "fullwidth-full-stop", "closing-quote", "wrapped-lines", "hindi", "arabic", "mixed"],
 )
 def test_sentence_ends_of_chinese_japanese_hindi_and_arabic(text, expected):
     assert split_sentences(text) == expected

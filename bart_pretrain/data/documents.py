@@ -122,10 +122,18 @@ def _split_segment(segment: str) -> list[tuple[str, bool]]:
     return sentences
 
 
+# A line break between two CJK characters (ideographs, kana, CJK or fullwidth punctuation) wraps a line of text written
+# without spaces: it joins the lines without adding one.
+_CJK = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_WRAP = re.compile(f"(?<=[{_CJK}])[ \t\r]*\n[ \t\r]*(?=[{_CJK}])")
+
+
 def _sentences(text: str) -> list[tuple[str, bool]]:
     sentences = []
     for block in _BLANK_LINES.split(text):
         for segment in _LIST_ITEM.split(block):
+            if "\n" in segment and _SPACELESS.search(segment):
+                segment = _CJK_WRAP.sub("", segment)
             segment = " ".join(segment.split())
             if segment:
                 sentences.extend(_split_segment(segment))
@@ -141,8 +149,8 @@ def split_sentences(text: str) -> list[str]:
     follows their dot. It also ends, with or without a space after, at the full stops, exclamation and question
     marks of Chinese and Japanese (``。｡．！？``; not 「…。」と, where the quote goes on, nor a fullwidth decimal
     point), at the Devanagari danda ``।``/``॥``, the Arabic ``؟`` and the Urdu ``۔``. Blank lines (paragraph
-    breaks) and list items ("- item", "1. item") always start a new sentence. Empty or whitespace-only text gives
-    ``[]``.
+    breaks) and list items ("- item", "1. item") always start a new sentence; a line break between two CJK characters
+    joins the lines without a space. Empty or whitespace-only text gives ``[]``.
     """
     return [sentence for sentence, _ in _sentences(text)]
 
