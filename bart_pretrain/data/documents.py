@@ -109,7 +109,7 @@ def _closed_end_ends_sentence(segment: str, match: re.Match) -> bool:
 
 def _split_segment(segment: str) -> list[tuple[str, bool]]:
     """(sentence, True if it follows the one before without a space) per sentence of ``segment``."""
-    if _CLOSED_END.search(segment) is None:  # the common case (any text in a Latin script): one pass
+    if segment.isascii() or _CLOSED_END.search(segment) is None:  # the common case (text in a Latin script)
         return [(sentence, False) for sentence in _split_spaced(segment)]
     sentences, start, glued = [], 0, False
     for match in _CLOSED_END.finditer(segment):
@@ -132,7 +132,7 @@ def _sentences(text: str) -> list[tuple[str, bool]]:
     sentences = []
     for block in _BLANK_LINES.split(text):
         for segment in _LIST_ITEM.split(block):
-            if "\n" in segment and _SPACELESS.search(segment):
+            if "\n" in segment and not segment.isascii() and _SPACELESS.search(segment):
                 segment = _CJK_WRAP.sub("", segment)
             segment = " ".join(segment.split())
             if segment:
@@ -173,15 +173,20 @@ _JOINING = frozenset("\u0e30\u0e32\u0e33\u0e45\u0eb0\u0eb2\u0eb3")
 
 
 @lru_cache(maxsize=65536)
+def _in_script(ch: str) -> bool:
+    return _SPACELESS.match(ch) is not None
+
+
+@lru_cache(maxsize=65536)
 def _spaceless_letter(ch: str) -> bool:
-    return _SPACELESS.match(ch) is not None and unicodedata.category(ch) == "Lo"
+    return _in_script(ch) and unicodedata.category(ch) == "Lo"
 
 
 def written_without_spaces(sentence: str) -> bool:
     """Is ``sentence`` mostly in a script without spaces between words? True when half its letters of such scripts
     (Chinese and Japanese words are about two characters long) outnumber its words in other scripts: 我用Python写代码
     is, an English sentence quoting 青空文庫 is not (the quote stays one word, like any foreign word)."""
-    if _SPACELESS.search(sentence) is None:
+    if sentence.isascii() or _SPACELESS.search(sentence) is None:
         return False
     spaceless = sum(map(_spaceless_letter, sentence))
     if not spaceless:
@@ -197,18 +202,17 @@ def spaceless_word_starts(text: str, offsets: list[tuple[int, int]]) -> list[int
     tokens is one word; a token holding several characters is one word, tokens cannot be split), or of a letter or
     digit right after one (用|Python); not after a token of only whitespace (that token already begins the word).
     Combining marks, Thai/Lao vowels written after their consonant and punctuation join the character before."""
-    starts, prev = [], (0, 0)
+    starts, end, after_space, n = [], 0, False, len(text)
     for i, (a, b) in enumerate(offsets):
-        # a < prev[1]: the token begins inside a character that the token before already began
-        if a >= prev[1] and a < len(text) and not (i and text[prev[0] : prev[1]].isspace()):
+        # a < end: the token begins inside a character that the token before already began
+        if a >= end and a < n and not after_space:
             ch = text[a]
-            if _SPACELESS.match(ch):
-                begins = _spaceless_letter(ch) and ch not in _JOINING
-            else:
-                begins = ch.isalnum() and a > 0 and _spaceless_letter(text[a - 1])
-            if begins:
+            if _in_script(ch):
+                if _spaceless_letter(ch) and ch not in _JOINING:
+                    starts.append(i)
+            elif a and ch.isalnum() and _spaceless_letter(text[a - 1]):
                 starts.append(i)
-        prev = (a, b)
+        after_space, end = b > a and text[a:b].isspace(), b
     return starts
 
 
@@ -305,15 +309,15 @@ def _encode_sentences(tok: Tokenizer, sentences: list[str]) -> tuple[list[list[i
         counts.append(len(pieces))
         flat.extend(pieces)
     encodings = tok.encodings(flat)
+    ids = [e.ids for e in encodings]
     out, extra, i = [], [], 0
     for sentence, n in zip(sentences, counts, strict=True):
-        piece_ids = [e.ids for e in encodings[i : i + n]]
-        out.append(piece_ids[0] if n == 1 else [t for ids in piece_ids for t in ids])
+        out.append(ids[i] if n == 1 else [t for piece in ids[i : i + n] for t in piece])
         if written_without_spaces(sentence):
             starts, offset = [], 0
-            for piece, ids, e in zip(flat[i : i + n], piece_ids, encodings[i : i + n], strict=True):
-                starts.extend(offset + p for p in spaceless_word_starts(piece, e.offsets))
-                offset += len(ids)
+            for j in range(i, i + n):
+                starts.extend(offset + p for p in spaceless_word_starts(flat[j], encodings[j].offsets))
+                offset += len(ids[j])
             extra.append(starts)
         else:
             extra.append(None)
