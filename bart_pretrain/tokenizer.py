@@ -117,10 +117,27 @@ class Tokenizer:
         return self.backend.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+        return [e.ids for e in self.encodings(texts)]
+
+    def encodings(self, texts: list[str]) -> list[tokenizers.Encoding]:
+        """The backend's encodings of ``texts`` (ids, and each token's character ``offsets`` in its text)."""
+        return self.backend.encode_batch(list(texts), add_special_tokens=False)
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    def token_bytes(self, i: int) -> bytes:
+        """The bytes token ``i`` stands for: a byte-level BPE token may hold only part of a multi-byte character, so
+        text decoded token by token shows ``�``; join the bytes of several tokens, then decode. A special token gives
+        its text (``<mask>``)."""
+        token = self.backend.id_to_token(int(i))
+        if token is None:
+            raise ValueError(f"token id {i}: outside the vocabulary [0, {self.vocab_size})")
+        if i in (self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id):
+            return token.encode()
+        if isinstance(self.backend.decoder, decoders.ByteLevel) and all(c in _BYTE_OF for c in token):
+            return bytes(_BYTE_OF[c] for c in token)
+        return self.decode([i], skip_special_tokens=False).encode()
 
     def word_start_table(self) -> np.ndarray:
         """bool ``[vocab_size]``: does this token begin a word (``Ġ``/``▁`` prefix; WordPiece: no ``##``)."""
@@ -174,6 +191,17 @@ class Tokenizer:
         merges = json.loads(self.backend.to_str())["model"].get("merges", [])
         lines = [m if isinstance(m, str) else " ".join(m) for m in merges]
         atomic_write_text(path / "merges.txt", "#version: 0.2\n" + "".join(line + "\n" for line in lines))
+
+
+def _byte_of_symbol() -> dict[str, int]:
+    """GPT-2's byte-level alphabet read backwards: the printable symbol a byte-level BPE writes for each byte -> the
+    byte (printable ASCII and Latin-1 stand for themselves, the other bytes for the code points from 256 on)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), 256)]
+    others = [b for b in range(256) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + k): b for k, b in enumerate(others)}
+
+
+_BYTE_OF = _byte_of_symbol()
 
 
 def _byte_level(model: models.Model, specials: bool = True) -> tokenizers.Tokenizer:

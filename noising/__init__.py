@@ -3,9 +3,10 @@
 A noise is a frozen dataclass (validated hyper-parameters) called as ``noise(doc, rng, ctx)`` -> new
 :class:`Document`; a :class:`Pipeline` applies several in order; :func:`build_pipeline` builds one from config
 specs (short names or import paths; plug-ins through the ``bart_pretrain.noising`` entry-point group);
-:mod:`noising.testing` is the contract test for plug-in authors. A pipeline checks every plug-in's output on each
-call and :func:`check_plugins` checks them at start-up (same seed, same output); a violation is a
-:class:`PluginContractError` naming the class and the rule. See DESIGN.md section 3 and the README guide.
+:mod:`noising.testing` is the contract test for plug-in authors. A pipeline checks every plug-in's output and the
+global random generators' states (:mod:`noising.global_random`) on each call, and :func:`check_plugins` checks them
+at start-up (same seed, same output); a violation is a :class:`PluginContractError` naming the class and the rule.
+See the README's plug-in guide.
 
 Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoising_dataset.py):
 

@@ -1,7 +1,8 @@
 """The noising contract: the document type, the context of special ids, and the base class of every noise.
 
 A noise is a frozen dataclass whose fields are its hyper-parameters (validated in ``__post_init__``), called
-as ``noise(doc, rng, ctx)``. It returns a NEW :class:`Document` and never mutates its input. See DESIGN.md 3.
+as ``noise(doc, rng, ctx)``. It returns a NEW :class:`Document` and never mutates its input, and draws randomness
+from ``rng`` only.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``build_pipeline([{"class_path": "text_infilling", "init_args": {"ratio": 0.3}}, ...])``; class_path is a
 registry name (see :mod:`noising.registry`) or an import path. Built-ins are trusted (their tests prove the
-contract); any other noise runs on read-only views of its input and its output is checked.
+contract); any other noise runs on read-only views of its input, its output is checked, and so are the global random
+generators (a plug-in must draw from its rng argument only).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, NotRequired, TypedDict
 import numpy as np
 
 from noising.base import Document, Noise, NoiseContext, sample_rng
+from noising.global_random import changed, global_random_state
 from noising.registry import resolve
 
 
@@ -37,6 +39,8 @@ class Pipeline:
                 raise TypeError(f"noises[{i}]={noise!r}: not a noising.Noise instance")
         self.trusted = tuple(type(n).__module__.startswith("noising.") for n in self.noises)
         """Per noise: a built-in (its tests prove the contract) rather than a plug-in (checked on every call)."""
+        self.plugins = tuple(_name(n) for n, t in zip(self.noises, self.trusted, strict=True) if not t)
+        """The plug-ins' names (``module.Class``), as errors name them."""
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
         for noise, trusted in zip(self.noises, self.trusted, strict=True):
@@ -93,6 +97,10 @@ def _parameters(cls: type) -> list[str]:
     return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def _name(noise: Noise) -> str:
+    return f"{type(noise).__module__}.{type(noise).__qualname__}"
+
+
 def _read_only(a: np.ndarray) -> np.ndarray:
     view = a.view()
     view.flags.writeable = False
@@ -100,18 +108,29 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 
 
 class PluginContractError(ValueError):
-    """A plug-in noise broke the noising contract (DESIGN.md 3); the message names the class and the rule."""
+    """A plug-in noise broke the noising contract (see :mod:`noising.base`); the message names the class and the
+    rule."""
 
 
 def _broke(name: str, what: str, rule: str) -> PluginContractError:
     return PluginContractError(f"noise plug-in {name} {what}; the rule: {rule}")
 
 
+RNG_RULE = (
+    "draw randomness only from the rng argument (no global numpy.random, random, torch or time), so that a sample "
+    "is a pure function of (seed, epoch, index)"
+)
+"""The rule a plug-in drawing from a global generator breaks, as :class:`PluginContractError` messages state it."""
+
+
 def checked_call(noise: Noise, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
-    """Run a plug-in on read-only views of ``doc`` and check what it returns; a violation is a
-    :class:`PluginContractError` naming the plug-in class and the rule it broke."""
-    name = f"{type(noise).__module__}.{type(noise).__qualname__}"
+    """Run a plug-in on read-only views of ``doc`` and check what it returns, and that it drew nothing from Python's or
+    numpy's global random generator (:mod:`noising.global_random`: their states are compared before and after, so a
+    plug-in that draws on one call in a thousand fails on that call); a violation is a :class:`PluginContractError`
+    naming the plug-in class and the rule it broke."""
+    name = _name(noise)
     view = Document(_read_only(doc.tokens), _read_only(doc.word_starts), _read_only(doc.sentence_starts))
+    before = global_random_state()
     try:
         out = noise(view, rng, ctx)
     except ValueError as e:
@@ -119,6 +138,10 @@ def checked_call(noise: Noise, doc: Document, rng: np.random.Generator, ctx: Noi
             rule = "return a new Document, never modify the input"
             raise _broke(name, f"modified its input document ({e})", rule) from e
         raise
+    after = global_random_state()
+    if after != before and changed(before, after):
+        drawn = " and ".join(changed(before, after))
+        raise _broke(name, f"drew from {drawn} (its state changed during the call)", RNG_RULE)
     if not isinstance(out, Document):
         raise _broke(name, f"returned a {type(out).__name__}, not a noising.Document", "return a noising.Document")
     t = out.tokens
@@ -164,22 +187,20 @@ def probe_document(ctx: NoiseContext) -> Document:
 
 def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = range(4)) -> None:
     """Start-up check of every plug-in of ``pipeline`` (built-ins are proven by their tests): run it twice on one
-    document with each seed through :func:`checked_call` and refuse it if the two outputs differ, i.e. it draws from
-    a random source other than the generator it is given (global ``numpy.random``, ``random``, torch, time ...),
-    which would make a batch depend on the worker, the rank and the run instead of (seed, epoch, index)."""
+    document with each seed through :func:`checked_call` (which refuses any draw from a global generator) and refuse
+    it if the two outputs differ, i.e. it draws from another random source than the generator it is given (the
+    clock, the OS, a generator of its own), which would make a batch depend on the worker, the rank and the run
+    instead of (seed, epoch, index)."""
     doc = probe_document(ctx)
     for noise, trusted in zip(pipeline.noises, pipeline.trusted, strict=True):
         if trusted:
             continue
-        name = f"{type(noise).__module__}.{type(noise).__qualname__}"
+        name = _name(noise)
         for seed in seeds:
             first = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
             again = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
             for field in ("tokens", "word_starts", "sentence_starts"):
                 if not np.array_equal(getattr(first, field), getattr(again, field)):
                     raise _broke(
-                        name,
-                        f"gave two different outputs ({field}) for one document and one seed ({seed})",
-                        "draw randomness only from the rng argument (no global numpy.random, random, torch or "
-                        "time), so that a sample is a pure function of (seed, epoch, index)",
+                        name, f"gave two different outputs ({field}) for one document and one seed ({seed})", RNG_RULE
                     )

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import noising
+from bart_pretrain.data.documents import file_suffix, local_files, open_text
 from bart_pretrain.data.noise_config import load_noise
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising.provenance import trace
@@ -101,12 +102,32 @@ def longest_increasing(values: list[int]) -> set[int]:
     return keep
 
 
-def render(tokens, labels: list[str], decode, color: bool) -> str:
-    """Tokens decoded one by one, each run of one label wrapped in its ANSI colour or plain marker."""
+def render(tokens, labels: list[str], token_bytes, color: bool) -> str:
+    """The text of ``tokens``, each run of one label wrapped in its ANSI colour or plain marker. The tokens' bytes
+    (``token_bytes(id)``) are joined and decoded together, so a character split over several byte-level tokens comes
+    out whole, in the run of its first byte; bytes that form no character (one cut by the noise) show as ``�``."""
+    data, owner = bytearray(), []
+    for t, label in zip(tokens, labels, strict=True):
+        b = token_bytes(int(t))
+        data += b
+        owner += [label] * len(b)
+    runs: list[list] = []  # [label, characters]
+    i = 0
+    while i < len(data):
+        n = _utf8_length(data[i])
+        try:
+            ch = bytes(data[i : i + n]).decode("utf-8") if n else "\ufffd"
+        except UnicodeDecodeError:
+            ch, n = "\ufffd", 1
+        n = max(n, 1)
+        if runs and runs[-1][0] == owner[i]:
+            runs[-1][1].append(ch)
+        else:
+            runs.append([owner[i], [ch]])
+        i += n
     pieces = []
-    for start, stop in _label_runs(labels):
-        text = "".join(decode(int(t)) for t in tokens[start:stop])
-        label = labels[start]
+    for label, chars in runs:
+        text = "".join(chars)
         if label == KEPT:
             pieces.append(text)
         elif color:
@@ -114,6 +135,19 @@ def render(tokens, labels: list[str], decode, color: bool) -> str:
         else:
             pieces.append(PLAIN[label][0] + text + PLAIN[label][1])
     return "".join(pieces)
+
+
+def _utf8_length(lead: int) -> int:
+    """Bytes of the UTF-8 character starting with byte ``lead`` (0: no character starts with it)."""
+    if lead < 0x80:
+        return 1
+    if 0xC2 <= lead <= 0xDF:
+        return 2
+    if 0xE0 <= lead <= 0xEF:
+        return 3
+    if 0xF0 <= lead <= 0xF4:
+        return 4
+    return 0
 
 
 def _label_runs(labels: list[str]) -> list[tuple[int, int]]:
@@ -128,26 +162,69 @@ def legend(color: bool) -> str:
     return "legend: " + " ".join(PLAIN[n][0] + n + PLAIN[n][1] for n in names)
 
 
-def read_corpus(path: Path, n: int) -> list[str]:
-    """The first ``n`` documents of a .jsonl (``text`` field) or a .txt file (blank-line separated)."""
-    texts = []
-    with open(path, encoding="utf-8") as f:
-        if path.suffix == ".jsonl":
-            for line in f:
-                if line.strip():
-                    texts.append(json.loads(line)["text"])
-                if len(texts) == n:
-                    break
-        else:
-            texts = [b.strip() for b in f.read().split("\n\n") if b.strip()][:n]
-    return texts
+def read_corpus(source: str, n: int) -> list[str]:
+    """The first ``n`` documents of a local corpus: a .txt file (blank-line separated), a .jsonl or .json file (field
+    ``text``), gzipped or not (``.jsonl.gz``), a directory of such files (sorted) or a glob; a byte-order mark is
+    dropped. Problems raise ValueError naming the file (and line)."""
+    paths, kind = local_files(source)
+    if kind not in ("text", "json"):
+        raise ValueError(f"{source}: {kind} files are not read here; give .txt, .jsonl or .json files (or .gz)")
+    texts: list[str] = []
+    for path in paths:
+        with open_text(path) as f:
+            if kind == "text":
+                block: list[str] = []
+                for line in f:
+                    if line.strip():
+                        block.append(line)
+                    elif block:
+                        texts.append("".join(block).strip())
+                        block = []
+                    if len(texts) >= n:
+                        break
+                if block:
+                    texts.append("".join(block).strip())
+            elif file_suffix(path) == ".json":
+                rows = _json(f.read(), path)
+                if not isinstance(rows, list):
+                    raise ValueError(f"{path}: a .json corpus is a list of objects with a field `text`")
+                texts.extend(_text_field(row, f"{path}: item {k}") for k, row in enumerate(rows[:n], 1))
+            else:
+                for number, line in enumerate(f, 1):
+                    if line.strip():
+                        texts.append(_text_field(_json(line, f"{path}:{number}"), f"{path}:{number}"))
+                    if len(texts) >= n:
+                        break
+        if len(texts) >= n:
+            break
+    return texts[:n]
+
+
+def _json(text: str, where: str):
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{where}: not JSON ({e})") from None
+
+
+def _text_field(row, where: str) -> str:
+    if not isinstance(row, dict) or "text" not in row:
+        fields = sorted(row) if isinstance(row, dict) else type(row).__name__
+        raise ValueError(f"{where}: no field `text` (got {fields})")
+    if not isinstance(row["text"], str):
+        raise ValueError(f"{where}: field `text` holds {type(row['text']).__name__}, not a string")
+    return row["text"]
 
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bart-pretrain noise-preview", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--config", required=True, help="noise recipe YAML (e.g. configs/noise/bart_large.yaml)")
     parser.add_argument("--text", action="append", default=[], help="a text to noise (repeatable)")
-    parser.add_argument("--corpus", type=Path, help="a .jsonl (field `text`) or .txt corpus to sample documents from")
+    parser.add_argument(
+        "--corpus",
+        help="a corpus to take documents from: a .jsonl/.json (field `text`) or .txt file, gzipped or not (.jsonl.gz), "
+        "a directory of such files or a glob",
+    )
     parser.add_argument("--n", type=int, default=2, help="corpus documents shown (first chunk of each; default 2)")
     parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
@@ -166,11 +243,13 @@ def _main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.corpus is not None and not args.corpus.is_file():
-        print(f"noise-preview: error: --corpus {args.corpus}: no such file (run `make data`?)", file=sys.stderr)
-        return 2
     from bart_pretrain.tokenizer import Tokenizer
 
+    try:
+        corpus = read_corpus(args.corpus, args.n) if args.corpus is not None else []
+    except ValueError as e:
+        print(f"noise-preview: error: --corpus: {e}", file=sys.stderr)
+        return 2
     try:
         pipe = load_noise(args.config)
         tok = Tokenizer.from_file(args.tokenizer)
@@ -180,23 +259,20 @@ def _main(argv: list[str] | None = None) -> int:
     ctx = tok.noise_context(args.max_length)
     try:
         noising.check_plugins(pipe, ctx)  # a plug-in drawing from global random state would print other noise
-        return _show(args, pipe, tok, ctx)
+        return _show(args, corpus, pipe, tok, ctx)
     except noising.PluginContractError as e:
         print(f"noise-preview: error: {e}", file=sys.stderr)
         return 2
 
 
-def _show(args: argparse.Namespace, pipe: noising.Pipeline, tok, ctx: noising.NoiseContext) -> int:
+def _show(args: argparse.Namespace, corpus: list[str], pipe: noising.Pipeline, tok, ctx: noising.NoiseContext) -> int:
     from bart_pretrain.data.documents import encode_document, to_document
 
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     # Every chunk of a --text; the first chunk of each corpus document.
     texts = [(t, None) for t in args.text]
-    texts += [(t, 1) for t in (read_corpus(args.corpus, args.n) if args.corpus is not None else [])]
-
-    def decode(i: int) -> str:
-        return tok.decode([i], skip_special_tokens=False)
-
+    texts += [(t, 1) for t in corpus]
+    decode = tok.token_bytes
     print(f"recipe {args.config}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
     print(legend(color))
     index = 0

@@ -14,19 +14,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bart-pretrain train-tokenizer", description="Train a byte-level BPE tokenizer with BART's special ids."
     )
-    parser.add_argument("--files", nargs="+", required=True, help="text files or globs (.txt/.jsonl/.json/.parquet)")
+    parser.add_argument(
+        "--files",
+        nargs="+",
+        required=True,
+        help="text files, directories (every file under them, one format) or globs: .txt/.jsonl/.json/.parquet, "
+        "text and JSON also gzipped (.txt.gz/.jsonl.gz/.json.gz)",
+    )
     parser.add_argument("--vocab-size", type=int, default=8192, help="ids in total, specials included (default 8192)")
     parser.add_argument("--text-column", default="text", help="column holding the text in JSONL/Parquet files")
     parser.add_argument("--min-frequency", type=int, default=2, help="drop merges seen fewer times (default 2)")
     parser.add_argument("--out", required=True, help="directory for tokenizer.json, vocab.json, merges.txt")
     args = parser.parse_args(argv)
-    from bart_pretrain.data.documents import load_text_dataset
+    from bart_pretrain.data.documents import BOM, load_text_dataset
 
     try:
         if args.vocab_size < MIN_VOCAB_SIZE:
             raise ValueError(f"--vocab-size {args.vocab_size}: must be >= {MIN_VOCAB_SIZE}")
-        ds = load_text_dataset(args.files, text_column=args.text_column)
-        texts = (t for t in ds[args.text_column] if t)
+        try:
+            ds = load_text_dataset(args.files, text_column=args.text_column)
+        except ValueError as e:
+            raise ValueError(f"--files: {e}") from None
+        texts = (t.removeprefix(BOM) for t in ds[args.text_column] if t)  # as the documents are tokenized
         tok = train_tokenizer(texts, args.vocab_size, min_frequency=args.min_frequency)
     except ValueError as e:
         print(f"bart-pretrain train-tokenizer: error: {e}", file=sys.stderr)

@@ -7,7 +7,8 @@ The streaming source is ``pretrain_stream``; the DataModule joining both is ``pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset
 import noising
 from bart_pretrain.data.batching import BatchKey, pad, shift_tokens_right
 from bart_pretrain.data.documents import to_document
+from noising.pipeline import RNG_RULE
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
 
@@ -51,9 +53,27 @@ class Corruptor:
     means full strength (validation)."""
 
     def __init__(self, noise: noising.Pipeline, ctx: noising.NoiseContext, schedule: NoiseSchedule | None = None):
-        noising.check_plugins(noise, ctx)  # refuses a plug-in breaking the contract or drawing from global random state
         self.noise, self.ctx = noise, ctx
+        with self.torch_untouched():
+            noising.check_plugins(noise, ctx)  # refuses a plug-in breaking the contract or drawing from global state
         self.scheduled = ScheduledPipeline(noise, schedule) if schedule is not None and schedule.steps else None
+
+    @contextlib.contextmanager
+    def torch_untouched(self) -> Iterator[None]:
+        """Around the corruption of one batch (nothing else runs there): if the recipe has plug-ins and torch's global
+        generator moved, a :class:`noising.PluginContractError` naming them. The pipeline itself watches Python's and
+        numpy's global generators on every plug-in call; torch's state costs microseconds to read, so once a batch."""
+        if not self.noise.plugins:
+            yield
+            return
+        before = torch.default_generator.get_state()
+        yield
+        if not torch.equal(before, torch.default_generator.get_state()):
+            names = " or ".join(self.noise.plugins)
+            raise noising.PluginContractError(
+                f"noise plug-in {names} drew from torch's global generator (its state changed while a batch was "
+                f"corrupted); the rule: {RNG_RULE}"
+            )
 
     def __call__(self, row: dict, rng: np.random.Generator, step: float | None = None) -> tuple[np.ndarray, ...]:
         doc = to_document(row)
@@ -108,18 +128,19 @@ class DenoisingDataset(Dataset):
     def __getitem__(self, key: BatchKey) -> dict[str, Any]:
         epoch = key.epoch if self.fixed_epoch is None else self.fixed_epoch
         rows, step = _rows(self.docs, key.indices), self.step(key)
-        pairs = [
-            self.corruptor(row, noising.sample_rng(self.seed, epoch, i), step)
-            for i, row in zip(key.indices, rows, strict=True)
-        ]
-        batch = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
-        if self.trace:
-            marks = batch["labels"].new_full(batch["labels"].shape, -1, dtype=torch.int8)
-            for r, (i, row) in enumerate(zip(key.indices, rows, strict=True)):
-                corrupted = self.corruptor.corrupted(row, self.seed, epoch, i)
-                if corrupted is not None:
-                    marks[r, : len(corrupted)] = torch.from_numpy(corrupted.astype(np.int8))
-            batch["corrupted"] = marks
+        with self.corruptor.torch_untouched():
+            pairs = [
+                self.corruptor(row, noising.sample_rng(self.seed, epoch, i), step)
+                for i, row in zip(key.indices, rows, strict=True)
+            ]
+            batch = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
+            if self.trace:
+                marks = batch["labels"].new_full(batch["labels"].shape, -1, dtype=torch.int8)
+                for r, (i, row) in enumerate(zip(key.indices, rows, strict=True)):
+                    corrupted = self.corruptor.corrupted(row, self.seed, epoch, i)
+                    if corrupted is not None:
+                        marks[r, : len(corrupted)] = torch.from_numpy(corrupted.astype(np.int8))
+                batch["corrupted"] = marks
         batch.update(epoch=key.epoch, position=key.position, indices=list(key.indices))
         return batch
 

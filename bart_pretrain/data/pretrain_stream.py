@@ -17,7 +17,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 import noising
 from bart_pretrain.data.batching import TokenBudgetBatchSampler
-from bart_pretrain.data.documents import LOCAL_SUFFIXES, encode_documents, expand_source, file_suffix, looks_local
+from bart_pretrain.data.documents import (
+    builder_options,
+    encode_documents,
+    file_format,
+    local_files,
+    looks_local,
+    open_bytes,
+)
 from bart_pretrain.data.pretrain_dataset import Corruptor, collate_denoising
 
 STREAM_INDEX_STRIDE = 1 << 32  # sample index of chunk j in stream buffer k: k * STRIDE + j (unique, no counting)
@@ -95,10 +102,11 @@ class StreamingDenoisingDataset(IterableDataset):
             out = []
             for key in sampler:
                 indices = [k * STREAM_INDEX_STRIDE + i for i in key.indices]
-                pairs = [
-                    self.corruptor(docs[i], noising.sample_rng(self.seed, epoch, g))
-                    for i, g in zip(key.indices, indices, strict=True)
-                ]
+                with self.corruptor.torch_untouched():
+                    pairs = [
+                        self.corruptor(docs[i], noising.sample_rng(self.seed, epoch, g))
+                        for i, g in zip(key.indices, indices, strict=True)
+                    ]
                 collated = collate_denoising(pairs, self.pad_id, self.decoder_start_id)
                 collated.update(epoch=self.epoch, position=(k, key.position), indices=indices)
                 out.append(collated)
@@ -164,10 +172,9 @@ class StreamRows:
         import datasets
 
         if looks_local(self.files):
-            paths = expand_source(self.files)
-            kind = LOCAL_SUFFIXES.get(file_suffix(paths[0]))
-            kwargs = {"sample_by": "paragraph"} if kind == "text" else {}
-            stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **kwargs)
+            paths, kind = local_files(self.files)
+            options = builder_options(paths, kind)
+            stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **options)
             if kind == "text" and self.text_column != "text":  # .txt rows have one column, "text": as load_text_dataset
                 stream = stream.rename_column("text", self.text_column)
             return stream
@@ -188,26 +195,28 @@ _PREFIX_BYTES = 1 << 20  # a streamed corpus may be huge: check the first MiB of
 
 
 def check_stream_source(source: str | list[str], text_column: str = "text", flag: str = "--data.train_files") -> None:
-    """The checks ``load_text_dataset`` makes, for a corpus read as a stream: every local file exists, has a known
-    type and is not empty; text/JSON files start with UTF-8 (the first MiB); the first row has a string column
-    ``text_column``. A ``datasets`` name (not local) only gets the first-row check."""
+    """The checks ``load_text_dataset`` makes, for a corpus read as a stream: the local files exist (a directory: the
+    files under it, of one format), have a known type and are not empty; text/JSON files (gunzipped) start with UTF-8
+    (the first MiB); the first row has a string column ``text_column``. A ``datasets`` name (not local) only gets the
+    first-row check."""
     import codecs
 
     import datasets
 
     if looks_local(source):
-        paths = expand_source(source)
+        try:
+            paths, kind = local_files(source)
+        except ValueError as e:
+            raise ValueError(f"{flag}: {e}") from None
         for p in paths:
-            if not os.path.isfile(p):
-                raise ValueError(f"{flag}: {p}: no such file")
-            kind = LOCAL_SUFFIXES.get(file_suffix(p))
-            if kind is None:
-                raise ValueError(f"{flag}: {p}: unknown file type; use .txt, .jsonl, .json or .parquet")
-            with open(p, "rb") as f:
-                head = f.read(_PREFIX_BYTES)
-            if not head.strip():
+            try:
+                with open_bytes(p) as f:
+                    head = f.read(_PREFIX_BYTES)
+            except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+                raise ValueError(f"{flag}: {p}: not a readable gzip file ({type(e).__name__}: {e})") from None
+            if not head.removeprefix(codecs.BOM_UTF8).strip():
                 raise ValueError(f"{flag}: {p}: the file is empty (no text to train on)")
-            if kind != "parquet":
+            if file_format(p) != "parquet":
                 try:
                     codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
                 except UnicodeDecodeError as e:
@@ -215,10 +224,10 @@ def check_stream_source(source: str | list[str], text_column: str = "text", flag
                         f"{flag}: {p}: not UTF-8 text (invalid byte 0x{head[e.start]:02x} at byte offset {e.start}); "
                         "convert it, e.g. `iconv -f latin1 -t utf-8`"
                     ) from None
-        kind = LOCAL_SUFFIXES[file_suffix(paths[0])]
-        kwargs = {"sample_by": "paragraph"} if kind == "text" else {}
-        stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **kwargs)
-        where = ", ".join(paths)
+        stream = datasets.load_dataset(
+            kind, data_files=paths, split="train", streaming=True, **builder_options(paths, kind)
+        )
+        where = ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
     else:
         stream = datasets.load_dataset(str(source), split="train", streaming=True)
         where, kind = str(source), None

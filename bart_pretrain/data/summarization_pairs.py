@@ -1,8 +1,8 @@
 """(document, summary) pairs for summarization fine-tuning: loading, tokenization, collation (Lightning-free: inference
 encodes its documents with :func:`encode_text`); the DataModule is ``summarization_module``.
 
-Sources: a directory holding ``{train,validation,test}.jsonl`` (the default Debian descriptions set, DESIGN.md 5),
-single local JSONL/JSON/CSV/Parquet files per split, or any `datasets` name (``cnn_dailymail`` with
+Sources: a directory holding ``{train,validation,test}.jsonl`` (the default Debian descriptions set), single local
+JSONL/JSON/CSV/Parquet files per split (JSON and CSV may be gzipped), or any `datasets` name (``cnn_dailymail`` with
 ``article``->``highlights``, ``xsum`` with ``document``->``summary``). Sources are truncated to
 ``max_source_length``; batches are sized by a token budget with length bucketing (``bart_pretrain.data.batching``),
 as fairseq's ``--max-tokens --truncate-source``.
@@ -10,7 +10,6 @@ as fairseq's ``--max-tokens --truncate-source``.
 
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,32 +18,45 @@ import datasets
 import torch
 
 from bart_pretrain.data import batching
+from bart_pretrain.data.documents import builder_options, directory_files, file_suffix, local_files
 
 SPLITS = ("train", "validation", "test")
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+READABLE = ".jsonl, .json, .csv, .parquet (JSON and CSV also gzipped: .jsonl.gz, .json.gz, .csv.gz)"
 
 
-def _local_files(source: str, split: str) -> list[str] | None:
-    """The local files of ``split`` under ``source`` (a directory, a file or a glob); None if it is no local path."""
+def _split_files(directory: Path, split: str) -> list[str]:
+    """The files of ``split`` in ``directory``: ``<split>.jsonl`` (or .json, .csv, .parquet, each but Parquet maybe
+    gzipped), or else every file under a folder ``<split>/``."""
+    names = [f"{split}{ext}" for ext in LOCAL_FORMATS] + [
+        f"{split}{ext}.gz" for ext in LOCAL_FORMATS if ext != ".parquet"
+    ]
+    found = [name for name in names if (directory / name).is_file()]
+    if len(found) > 1:
+        raise ValueError(f"{directory}: holds several {split} files ({', '.join(found)}); keep one")
+    if found:
+        return [str(directory / found[0])]
+    if (directory / split).is_dir():
+        return directory_files(str(directory / split), LOCAL_FORMATS, READABLE)
+    have = sorted(p.name for p in directory.iterdir())
+    raise FileNotFoundError(
+        f"no {split} file in {directory} (looked for {', '.join(names)} and a folder {split}/); "
+        f"it holds: {', '.join(have[:10]) + (' ...' if len(have) > 10 else '') if have else 'nothing'}"
+    )
+
+
+def _local_files(source: str, split: str) -> tuple[list[str], str] | None:
+    """The local files of ``split`` under ``source`` (a directory, a file or a glob) and their ``datasets`` builder;
+    None if ``source`` is no local path (a ``datasets`` name)."""
     path = Path(source)
     if path.is_dir():
-        found = [str(path / f"{split}{ext}") for ext in LOCAL_FORMATS if (path / f"{split}{ext}").is_file()]
-        if not found:
-            have = sorted(p.name for p in path.iterdir())
-            raise FileNotFoundError(
-                f"no {split} file in {source} (looked for {', '.join(split + e for e in LOCAL_FORMATS)}); "
-                f"it holds: {have or 'nothing'}"
-            )
-        return found[:1]
+        return local_files(_split_files(path, split), LOCAL_FORMATS, READABLE)
     if any(c in source for c in "*?["):
-        files = sorted(glob.glob(source))
-        if not files:
-            raise FileNotFoundError(f"no file matches {source!r}")
-        return files
-    if path.suffix in LOCAL_FORMATS or os.sep in source or path.exists():
+        return local_files(source, LOCAL_FORMATS, READABLE)
+    if file_suffix(source) in LOCAL_FORMATS or os.sep in source or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"summarization data file not found: {source}")
-        return [source]
+        return local_files(source, LOCAL_FORMATS, READABLE)
     return None
 
 
@@ -57,18 +69,17 @@ def load_pairs(
 ) -> datasets.Dataset:
     """Load one split as a Dataset with columns ``document`` and ``summary`` (renamed from the given columns).
 
-    ``source``: a directory with ``<split>.jsonl|.json|.csv|.parquet``, a file or glob, or a `datasets` name.
+    ``source``: a directory with ``<split>.jsonl|.json|.csv|.parquet`` (JSON and CSV may be gzipped: ``.jsonl.gz``)
+    or a folder ``<split>/`` of such files, a file or glob, or a `datasets` name. A UTF-8 byte-order mark is dropped.
     A missing column raises ValueError naming the file, the column and the available columns.
     """
-    files = _local_files(source, split)
-    if files is not None:
-        suffix = Path(files[0]).suffix
-        if suffix not in LOCAL_FORMATS:
-            raise ValueError(f"{files[0]}: unsupported format {suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+    local = _local_files(source, split)
+    if local is not None:
+        files, kind = local
         for f in files:
             if os.path.getsize(f) == 0:
                 raise ValueError(f"{f}: the file is empty")
-        ds = datasets.load_dataset(LOCAL_FORMATS[suffix], data_files=files, split="train")
+        ds = datasets.load_dataset(kind, data_files=files, split="train", **builder_options(files, kind))
         where = files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
     else:
         ds = datasets.load_dataset(source, dataset_config, split=split)

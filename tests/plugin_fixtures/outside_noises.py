@@ -5,7 +5,9 @@ One good plug-in and several broken ones the pipeline's runtime check must catch
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from random import random as imported_random
 
 import numpy as np
 
@@ -102,3 +104,66 @@ class ClearsFirstWordStart(Noise):
         word_starts = doc.word_starts.copy()
         word_starts[1:2] = False
         return doc.replace(word_starts=word_starts)
+
+
+@dataclass(frozen=True)
+class RarelyGlobalRandom(Noise):
+    """Right on nine calls in ten; on the tenth (its own rng decides which) it also draws from Python's global
+    `random`: the output does not change, but the global state does, and with it every later draw of other code."""
+
+    def __call__(self, doc, rng, ctx):
+        if rng.random() < 0.1:
+            random.random()
+        return Document(doc.tokens.copy(), doc.word_starts.copy(), doc.sentence_starts.copy())
+
+
+@dataclass(frozen=True)
+class ImportedGlobalRandom(Noise):
+    """Draws through `from random import random`, bound before any check could replace a module attribute."""
+
+    def __call__(self, doc, rng, ctx):
+        tokens = doc.tokens.copy()
+        tokens[1] = ctx.mask_id if imported_random() < 0.5 else tokens[1]
+        return doc.replace(tokens=tokens)
+
+
+@dataclass(frozen=True)
+class GlobalGauss(Noise):
+    """Draws `random.gauss` (which caches every second value)."""
+
+    def __call__(self, doc, rng, ctx):
+        random.gauss(0.0, 1.0)
+        return Document(doc.tokens.copy(), doc.word_starts.copy(), doc.sentence_starts.copy())
+
+
+@dataclass(frozen=True)
+class ReseedsNumpy(Noise):
+    """Seeds numpy's global generator, then draws from it: the same output on every call, but the global state is not
+    its to set."""
+
+    def __call__(self, doc, rng, ctx):
+        np.random.seed(0)  # noqa: NPY002 (the bug this fixture is)
+        np.random.randint(5)  # noqa: NPY002
+        return Document(doc.tokens.copy(), doc.word_starts.copy(), doc.sentence_starts.copy())
+
+
+@dataclass(frozen=True)
+class TorchOnLongDocuments(Noise):
+    """Draws from torch's global generator, only on documents of more than 3 sentences (the start-up probe has 3)."""
+
+    def __call__(self, doc, rng, ctx):
+        if len(doc.sentence_starts) > 3:
+            import torch
+
+            torch.rand(1)
+        return Document(doc.tokens.copy(), doc.word_starts.copy(), doc.sentence_starts.copy())
+
+
+@dataclass(frozen=True)
+class OwnEntropy(Noise):
+    """Draws from a generator of its own seeded by the OS: no global state changes, the outputs differ."""
+
+    def __call__(self, doc, rng, ctx):
+        tokens = doc.tokens.copy()
+        tokens[1 : len(tokens) - 1] = np.random.default_rng().permutation(tokens[1 : len(tokens) - 1])
+        return doc.replace(tokens=tokens)

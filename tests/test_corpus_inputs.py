@@ -1,0 +1,177 @@
+"""Local corpora in every reader (pretraining, in memory and streamed; train-tokenizer; noise-preview --corpus;
+summarization pairs): a directory (recursive, sorted, one format), gzipped files, a UTF-8 byte-order mark; and the
+one-line errors for a directory of mixed or unreadable formats, an empty one, a broken gzip file."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from pretrain_world import make_world
+
+from bart_pretrain.cli import main as cli_main
+from bart_pretrain.commands import noise_preview
+from bart_pretrain.data.documents import encode_documents, load_text_dataset
+from bart_pretrain.data.pretrain_stream import StreamRows, check_stream_source
+from bart_pretrain.data.summarization_pairs import load_pairs
+from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
+
+BOM = codecs.BOM_UTF8
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def jsonl(*texts: str) -> bytes:
+    return "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A directory of JSON files, some gzipped, some with a byte-order mark, one nested; a hidden file to skip."""
+    d = tmp_path / "corpus"
+    write(d / "b.jsonl", BOM + jsonl("Second file. Its text.", "Third doc."))
+    write(d / "a.jsonl.gz", BOM + jsonl("First doc here."))
+    write(d / "sub" / "c.json", BOM + json.dumps([{"text": "Nested list doc."}]).encode())
+    write(d / "sub" / "d.json.gz", json.dumps([{"text": "Gzipped list doc."}]).encode())
+    write(d / ".DS_Store", b"\x00\x01")
+    return d
+
+
+EXPECTED = ["First doc here.", "Second file. Its text.", "Third doc.", "Nested list doc.", "Gzipped list doc."]
+
+
+def test_a_directory_is_every_file_under_it_in_sorted_order_gzip_and_bom_included(corpus):
+    assert load_text_dataset(str(corpus))["text"] == EXPECTED
+    assert load_text_dataset([str(corpus / "sub"), str(corpus / "a.jsonl.gz")])["text"] == [*EXPECTED[3:], EXPECTED[0]]
+
+
+def test_txt_files_plain_and_gzipped_with_a_bom_give_the_same_documents(tmp_path):
+    text = "First para. Still first.\n\nSecond para.\n"
+    write(tmp_path / "plain" / "a.txt", text.encode())
+    write(tmp_path / "bom" / "a.txt", BOM + text.encode())
+    write(tmp_path / "gz" / "a.txt.gz", BOM + text.encode())
+    tok = train_tokenizer([text] * 10, 300)
+    chunks = [encode_documents(load_text_dataset(str(tmp_path / d))["text"], tok, 64) for d in ("plain", "bom", "gz")]
+    assert chunks[0] == chunks[1] == chunks[2] and len(chunks[0]) == 2
+
+
+def test_a_streamed_directory_reads_the_same_rows(corpus):
+    check_stream_source(str(corpus))
+    assert [row["text"] for row in StreamRows(str(corpus), "text")()] == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a.jsonl": jsonl("x"), "b.txt": b"y\n", "c/d.txt": b"z\n"},
+         r"^{d}: holds files of several formats \(json: a\.jsonl; text: b\.txt, c/d\.txt\); keep one format per "
+         r"directory$"),
+        ({"a.jsonl": jsonl("x"), "notes.md": b"# notes\n"},
+         r"^{d}: holds files of no readable format: notes\.md; readable: \.txt, \.text, \.jsonl, \.json, \.parquet "
+         r"\(text and JSON also gzipped: \.txt\.gz, \.jsonl\.gz, \.json\.gz\)$"),
+        ({".hidden": b"x"}, r"^{d}: the directory holds no file$"),
+        ({"a.parquet.gz": b"x"}, r"^{d}: holds files of no readable format: a\.parquet\.gz; readable: "),
+    ],
+    ids=["mixed", "unreadable", "empty", "gzipped-parquet"],
+)  # fmt: skip
+def test_a_directory_of_mixed_or_unreadable_formats_is_one_line_naming_them(tmp_path, files, message):
+    d = tmp_path / "corpus"
+    d.mkdir()
+    for name, data in files.items():
+        write(d / name, data)
+    with pytest.raises(ValueError, match=message.format(d=d)):
+        load_text_dataset(str(d))
+    with pytest.raises(ValueError, match=message.format(d="--data.train_files: " + str(d))):
+        check_stream_source(str(d))
+
+
+def test_a_broken_gzip_file_is_named(tmp_path):
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip at all")
+    cut = gzip.compress(jsonl("A document long enough to be cut. " * 20))[:40]
+    (tmp_path / "cut.txt.gz").write_bytes(cut)
+    with pytest.raises(ValueError, match=r"bad\.jsonl\.gz: not a readable gzip file \(BadGzipFile: Not a gzipped"):
+        load_text_dataset(str(tmp_path / "bad.jsonl.gz"))
+    with pytest.raises(ValueError, match=r"cut\.txt\.gz: not a readable gzip file \(EOFError: "):
+        load_text_dataset(str(tmp_path / "cut.txt.gz"))
+    with pytest.raises(ValueError, match=r"^--data\.train_files: .*bad\.jsonl\.gz: not a readable gzip file"):
+        check_stream_source(str(tmp_path / "bad.jsonl.gz"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("world")
+    make_world(root, trainer__max_steps=2)
+    return root
+
+
+@pytest.mark.parametrize("streaming", ["false", "true"])
+def test_pretraining_reads_directories_of_gzipped_files(world, tmp_path, streaming):
+    rows = [json.loads(line) for line in (world / "train.jsonl").read_text().splitlines()]
+    for part in range(3):  # the world's corpus in three gzipped parts, one nested
+        name = f"p{part}.jsonl.gz" if part < 2 else f"more/p{part}.jsonl.gz"
+        write(tmp_path / "train" / name, BOM + "".join(json.dumps(r) + "\n" for r in rows[part::3]).encode())
+    write(tmp_path / "val" / "v.txt.gz", (world / "validation.jsonl").read_bytes().replace(b"\n", b"\n\n"))
+    args = ["pretrain", "-c", str(world / "pretrain.yaml"), "--report", "false", "--run_dir", str(tmp_path / "run")]
+    args += ["--data.train_files", str(tmp_path / "train"), "--data.val_files", str(tmp_path / "val")]
+    assert cli_main([*args, "--data.streaming", streaming]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_train_tokenizer_reads_a_directory_and_names_the_flag_on_a_mixed_one(tmp_path, capsys):
+    for k in range(3):  # datasets keeps the byte-order mark of a .txt.gz: it must not become tokens
+        write(tmp_path / "books" / f"{k}.txt.gz", BOM + f"Book {k} starts here.\n\nAnd goes on.\n".encode())
+    out = tmp_path / "tok"
+    assert (
+        cli_main(["train-tokenizer", "--files", str(tmp_path / "books"), "--vocab-size", "300", "--out", str(out)]) == 0
+    )
+    assert "trained on 6 documents" in capsys.readouterr().out
+    tok = Tokenizer.from_file(out)
+    assert not any(BOM[:2] in tok.token_bytes(i) for i in range(tok.vocab_size))
+    write(tmp_path / "books" / "x.jsonl", jsonl("text"))
+    assert cli_main(["train-tokenizer", "--files", str(tmp_path / "books"), "--out", str(tmp_path / "t2")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"bart-pretrain train-tokenizer: error: --files: {tmp_path / 'books'}: holds files of several formats (json: "
+        "x.jsonl; text: 0.txt.gz, 1.txt.gz (+1 more)); keep one format per directory\n"
+    )
+
+
+def test_noise_preview_reads_a_directory_gzip_and_bom_and_names_a_bad_row(corpus, tmp_path, capsys):
+    tok = tmp_path / "tok.json"
+    train_tokenizer(EXPECTED * 10, 300).save(tok)
+    argv = ["-c", "configs/noise/identity.yaml", "--tokenizer", str(tok), "--color", "never", "--n", "3"]
+    assert noise_preview.main([*argv, "--corpus", str(corpus)]) == 0
+    befores = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  before: ")]
+    assert befores == [f"  before: <s>{t}</s>" for t in EXPECTED[:3]]
+    write(tmp_path / "bad" / "rows.jsonl.gz", jsonl("fine") + b'{"body": "no text"}\n')
+    assert noise_preview.main([*argv, "--corpus", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"noise-preview: error: --corpus: {tmp_path / 'bad' / 'rows.jsonl.gz'}:2: no field `text` (got ['body'])\n"
+    )
+
+
+def test_summarization_pairs_read_gzip_bom_and_a_split_folder(tmp_path):
+    pair = {"document": "A long document.", "summary": "Short."}
+    write(tmp_path / "train.jsonl.gz", BOM + (json.dumps(pair) + "\n").encode())
+    write(tmp_path / "validation.csv", BOM + b"document,summary\nAnother document.,Other.\n")
+    write(tmp_path / "test" / "b.jsonl", (json.dumps(pair) + "\n").encode())
+    write(tmp_path / "test" / "a.json", BOM + json.dumps([{"document": "Listed.", "summary": "L."}]).encode())
+    assert load_pairs(str(tmp_path), "train").to_list() == [pair]
+    assert load_pairs(str(tmp_path), "validation").to_list() == [{"document": "Another document.", "summary": "Other."}]
+    assert load_pairs(str(tmp_path), "test").to_list() == [{"document": "Listed.", "summary": "L."}, pair]
+    write(tmp_path / "train.csv", b"document,summary\nx,y\n")
+    with pytest.raises(ValueError, match=r"holds several train files \(train\.csv, train\.jsonl\.gz\); keep one$"):
+        load_pairs(str(tmp_path), "train")
