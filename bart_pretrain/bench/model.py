@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from bart_pretrain.hf import to_transformers
 from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.paths import shipped
 from bart_pretrain.training.losses import linear_cross_entropy
 
 PAD = 1
@@ -44,9 +46,8 @@ class Batch:
 
 def config_for(shape: str, vocab_size: int = 16384) -> BartConfig:
     if shape == "tiny":
-        from bart_pretrain.bench.gpu import shipped_config
-
-        return shipped_config("tiny", TINY_VOCAB)
+        preset = yaml.safe_load(shipped("configs/model/tiny.yaml").read_text(encoding="utf-8"))
+        return BartConfig.from_dict(preset | {"vocab_size": TINY_VOCAB})
     d, n, h, f = SHAPES[shape]
     return BartConfig(
         vocab_size=vocab_size,
