@@ -40,3 +40,20 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
     for item in gpu:
         item.add_marker(skip)
+
+
+@pytest.fixture
+def training_steps(monkeypatch) -> list[int]:
+    """The batch indices of the training steps run in this process (a spy on ``Seq2SeqModule.training_step``): a
+    mistake or fault seen before training must leave it empty."""
+    from bart_pretrain.training.module import Seq2SeqModule
+
+    calls: list[int] = []
+    real = Seq2SeqModule.training_step
+
+    def spy(self, batch, batch_idx):
+        calls.append(batch_idx)
+        return real(self, batch, batch_idx)
+
+    monkeypatch.setattr(Seq2SeqModule, "training_step", spy)
+    return calls

@@ -1,4 +1,4 @@
-"""The dependency rule of DESIGN.md section 2 and STYLE.md ("layers are folders and imports point down only"), read
+"""The dependency rule of the README's layout table ("layers are folders and imports point down only"), read
 from the code's own imports (every ``import``, also those inside functions and under ``TYPE_CHECKING``):
 
     cli -> commands -> training -> (loading, evaluate) -> (hf, metrics) -> data -> tokenizer -> model -> noising

@@ -1,4 +1,4 @@
-"""The bad-input matrix (DESIGN.md section 8): every case goes through the public entry point a user runs
+"""The bad-input matrix (README, "What is guaranteed"): every case goes through the public entry point a user runs
 (`bart-pretrain pretrain`, in-process through the dispatcher, or `export-hf`), and asserts the exact outcome: an
 error naming the file, field or value and what is allowed, raised before the first training step; or a documented,
 counted skip. Lower-level tests of the same checks live beside their modules (test_documents.py,
@@ -27,7 +27,6 @@ from bart_pretrain.data.documents import encode_document, load_text_dataset, tok
 from bart_pretrain.data.pretrain_stream import check_stream_source
 from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
 from bart_pretrain.training import guards
-from bart_pretrain.training.module import Seq2SeqModule
 
 FIXTURES = Path(__file__).parent / "plugin_fixtures"  # outside_noises: one good plug-in and several broken ones
 
@@ -48,18 +47,10 @@ def trained(world) -> Path:
 
 
 @pytest.fixture
-def training_steps(monkeypatch) -> list[int]:
-    """Counts training steps run in this process: a fault seen before training must leave it at 0."""
-    calls: list[int] = []
-    real = Seq2SeqModule.training_step
-
-    def spy(self, batch, batch_idx):
-        calls.append(batch_idx)
-        return real(self, batch, batch_idx)
-
-    monkeypatch.setattr(Seq2SeqModule, "training_step", spy)
+def training_steps(training_steps, monkeypatch) -> list[int]:
+    """conftest's spy on the training steps, with the plug-in fixtures importable."""
     monkeypatch.syspath_prepend(str(FIXTURES))
-    return calls
+    return training_steps
 
 
 # -- builders: each writes the bad input under `d` and returns the extra CLI arguments -----------------------------

@@ -26,7 +26,6 @@ import yaml
 from pretrain_world import TINY_SHAPE, make_world, summary_pairs
 
 from bart_pretrain.cli import main as cli_main
-from bart_pretrain.training.module import Seq2SeqModule
 
 
 # -- the world: a corpus, a tokenizer, a 2-step checkpoint, summarization pairs --------------------------------------
@@ -40,20 +39,6 @@ def world(tmp_path_factory) -> Path:
     for split, (n, offset) in {"train": (24, 0), "validation": (6, 100), "test": (6, 200)}.items():
         (pairs / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in summary_pairs(n, offset)))
     return root
-
-
-@pytest.fixture
-def training_steps(monkeypatch) -> list[int]:
-    """Training steps run in this process: a mistake seen before training must leave it empty."""
-    calls: list[int] = []
-    real = Seq2SeqModule.training_step
-
-    def spy(self, batch, batch_idx):
-        calls.append(batch_idx)
-        return real(self, batch, batch_idx)
-
-    monkeypatch.setattr(Seq2SeqModule, "training_step", spy)
-    return calls
 
 
 def run(argv: list[str], capfd) -> tuple[int, list[str]]:

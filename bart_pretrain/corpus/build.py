@@ -1,5 +1,5 @@
 """`bart-pretrain build-data --out data`: the embedded default data, harvested offline-style from the machine's
-package registry (DESIGN.md 5). Writes, atomically and byte-for-byte reproducibly:
+package registry (README, "The default data"). Writes, atomically and byte-for-byte reproducibly:
 
     summarization/{train,validation,test}.jsonl   Debian long description -> synopsis pairs
     corpus/{train,validation}.jsonl                 pretraining documents (docs prose + train descriptions)

@@ -116,7 +116,7 @@ class SummarizationModule(Seq2SeqModule):
         self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path)
         self.pad_id = model.config.pad_token_id
         # The arguments as resolved: the model's config, tokenizer and generation settings are what load_bart and
-        # `summarize` need to rebuild this model without its init checkpoint (CONTRACTS.md).
+        # `summarize` need to rebuild this model without its init checkpoint.
         self.save_hyperparameters(
             {
                 "init_from": init_from,
