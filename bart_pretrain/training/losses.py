@@ -93,7 +93,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         chunk = compiled_lm_head_chunk if compiled else lm_head_chunk
         loss = torch.zeros((), dtype=torch.float32, device=h.device)
         correct = torch.zeros((), dtype=torch.long, device=h.device)
-        gh, gw, gb = [], torch.zeros(weight.shape, dtype=torch.float32, device=h.device), 0
+        gh = []
+        gw = torch.zeros(weight.shape, dtype=torch.float32, device=h.device)
+        gb = torch.zeros(weight.size(0), dtype=torch.float32, device=h.device)
         for s in range(0, h.size(0), rows):
             y = labels[s : s + rows]
             c_loss, c_correct, c_gh, c_gw, c_gb = chunk(h[s : s + rows], w, b, y, label_smoothing, grads)
@@ -101,13 +103,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if grads:
                 gh.append(c_gh)
                 gw += c_gw
-                gb = gb + c_gb
-        if grads:
-            gh = torch.cat(gh).to(h.dtype) if gh else torch.empty_like(h)
-            gb = gb if torch.is_tensor(gb) else torch.zeros(weight.size(0), dtype=torch.float32, device=h.device)
-        saved = (gh, gw, gb) if grads else ()
-        ctx.save_for_backward(*(t for t, n in zip(saved, need, strict=False) if n))
-        ctx.need = need if grads else (False, False, False)
+                gb += c_gb
+        gh = torch.cat(gh).to(h.dtype) if gh else torch.empty_like(h)
+        ctx.save_for_backward(*(t for t, n in zip((gh, gw, gb), need, strict=True) if n))
+        ctx.need = need
         ctx.mark_non_differentiable(correct)
         return loss, correct
 
