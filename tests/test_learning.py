@@ -13,7 +13,13 @@ import noising
 from bart_pretrain.commands.pretrain import main
 from bart_pretrain.model import Bart, BartConfig
 from bart_pretrain.training.initialization import InitConfig, initialize, sinusoids
-from bart_pretrain.training.reconstruction import ReconstructionProbe, corpus_scores
+from bart_pretrain.training.reconstruction import (
+    ReconstructionProbe,
+    corpus_scores,
+    reconstruct,
+    repeats_itself,
+    run_on_shares,
+)
 from noising.provenance import corrupted_positions, trace
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
@@ -72,6 +78,35 @@ def test_copy_baseline_is_the_source_with_masks_dropped():
     probe = ReconstructionProbe([source], ["w11 w12 w13 w14"], _Tok().decode, num_beams=1)
     assert probe.copy_texts == ["w11 w12 w14"]
     assert probe.baseline == corpus_scores(["w11 w12 w14"], ["w11 w12 w13 w14"])
+
+
+def test_run_on_counts_repeats_beyond_the_original_and_outputs_over_ten_percent_longer():
+    original = "the disk is full. it stops."
+    assert not repeats_itself(original, original)
+    assert repeats_itself("the disk is full. it stops. the disk is full.", original)  # a sentence again
+    assert repeats_itself("a b c d e f x a b c d e f", "a b c d e f x")  # a 6-word sequence again
+    assert not repeats_itself("a b c d e x a b c d e", "a b c d e x")  # 5 words are allowed
+    assert not repeats_itself("it runs. it runs.", "it runs. it runs.")  # no more often than the original
+    shares = run_on_shares(["a b c d e f x a b c d e f", "short", "x" * 11 + "y"], ["a b c d e f x", "short", "x" * 10])
+    assert shares == {"repeat_share": pytest.approx(1 / 3), "long_share": pytest.approx(2 / 3)}
+
+
+def test_reconstruction_ngram_ban_holds_and_the_unbanned_decoding_is_scored_on_request():
+    torch.manual_seed(0)
+    sizes = dict(encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2)
+    config = BartConfig(vocab_size=14, d_model=16, encoder_ffn_dim=32, decoder_ffn_dim=32, **sizes)
+    model = Bart(config)  # random weights over 14 tokens: its outputs loop on one token unless banned
+    sources = [np.array([0, 11, 12, 13, 12, 11, 2]), np.array([0, 13, 11, 2])]
+
+    def bigram_twice(rows: list[list[int]]) -> bool:
+        return any(len(set(zip(r, r[1:], strict=False))) < len(r) - 1 for r in rows)
+
+    assert bigram_twice(reconstruct(model, sources, num_beams=2))
+    assert not bigram_twice(reconstruct(model, sources, num_beams=2, no_repeat_ngram_size=2))
+    probe = ReconstructionProbe(sources, ["w11 w12 w13 w12 w11", "w13 w11"], _Tok().decode, 2, no_repeat_ngram_size=2)
+    banned, plain = probe.evaluate(model), probe.evaluate(model, no_repeat_ngram_size=0)
+    assert banned["no_repeat_ngram_size"] == 2 and plain["no_repeat_ngram_size"] == 0
+    assert banned["examples"] != plain["examples"]
 
 
 def test_sinusoidal_init_shares_position_tables_and_cross_attention_starts_with_q_equal_k():

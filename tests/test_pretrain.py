@@ -26,10 +26,12 @@ def test_pretrain_cli_writes_checkpoint_logs_config_report_and_plot(tmp_path):
     recon = report["reconstruction"]
     assert recon["step"] == 4 and recon["documents"] >= 8
     assert 0 <= recon["model"]["chrf"] <= 100 and 0 < recon["copy_baseline"]["chrf"] < 100
-    assert recon["num_beams"] == 4
+    assert recon["num_beams"] == 4 and recon["no_repeat_ngram_size"] == 6
+    assert set(recon["without_ngram_ban"]) == {"model", "run_on"}  # the model's own decoding, beside the ban's
     beats = all(recon["model"][k] > recon["copy_baseline"][k] for k in ("chrf", "bleu"))
     assert recon["beats_copy_baseline"] == beats
-    assert "copy baseline" in (run / "report.md").read_text()
+    text = (run / "report.md").read_text()
+    assert "copy baseline" in text and "no repeated 6-token sequence" in text and "without the n-gram ban" in text
     assert "<mask>" in "".join(r["corrupted"] for r in report["reconstructions"])
     metrics = (run / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     names = ("train/loss", "train/lr", "train/token_acc", "train/tokens_per_s", "val/loss", "val/chrf", "val/copy_chrf")

@@ -34,6 +34,7 @@ class PretrainModule(Seq2SeqModule):
         init: InitConfig | None = None,
         reconstruction_documents: int = 32,
         reconstruction_beams: int = 4,
+        reconstruction_no_repeat_ngram: int = 6,
         on_nonfinite: Literal["stop", "skip"] = "stop",
         compile: bool = False,
     ):
@@ -47,6 +48,9 @@ class PretrainModule(Seq2SeqModule):
             reconstruction_documents: at every validation, reconstruct this many validation documents and log
                 chrF/BLEU against the originals beside the copy baseline (0: off).
             reconstruction_beams: beam width of those reconstructions (1: greedy).
+            reconstruction_no_repeat_ngram: those reconstructions never repeat a sequence of this many tokens (0: no
+                ban). A small model that has written the last source sentence tends to start an earlier one again;
+                6 tokens is longer than the phrases a document repeats, so it stops the run-on, not the text.
             on_nonfinite: NaN/inf loss or gradient: "stop" the run with a message, or "skip" the update.
             compile: ``torch.compile`` the training step (encoder-decoder and loss kernel; inductor, its C++ backend
                 on CPU): one compile of ~1 minute at the first step, then faster steps. Eager if unavailable.
@@ -63,10 +67,15 @@ class PretrainModule(Seq2SeqModule):
             )
         if reconstruction_beams < 1:
             raise ValueError(f"--model.reconstruction_beams={reconstruction_beams}: must be >= 1 (1 is greedy)")
+        if reconstruction_no_repeat_ngram < 0:
+            raise ValueError(
+                f"--model.reconstruction_no_repeat_ngram={reconstruction_no_repeat_ngram}: must be >= 0 (0: no ban)"
+            )
         self.on_nonfinite = on_nonfinite
         self.compiled = compile
         self.reconstruction_documents = reconstruction_documents
         self.reconstruction_beams = reconstruction_beams
+        self.reconstruction_no_repeat_ngram = reconstruction_no_repeat_ngram
         self.reconstruction_probe = None  # built from the data module at the first validation
         self.last_reconstruction: dict | None = None  # the latest evaluation, with its step, for the report
         self.init_config = InitConfig(**init) if isinstance(init, dict) else init or InitConfig()
@@ -86,6 +95,7 @@ class PretrainModule(Seq2SeqModule):
                 "init": asdict(self.init_config),
                 "reconstruction_documents": reconstruction_documents,
                 "reconstruction_beams": reconstruction_beams,
+                "reconstruction_no_repeat_ngram": reconstruction_no_repeat_ngram,
                 "on_nonfinite": on_nonfinite,
                 "compile": compile,
             }
@@ -126,7 +136,10 @@ class PretrainModule(Seq2SeqModule):
             from bart_pretrain.training.reconstruction import ReconstructionProbe
 
             self.reconstruction_probe = ReconstructionProbe.from_datamodule(
-                self.trainer.datamodule, self.reconstruction_documents, self.reconstruction_beams
+                self.trainer.datamodule,
+                self.reconstruction_documents,
+                self.reconstruction_beams,
+                self.reconstruction_no_repeat_ngram,
             )
         return self.reconstruction_probe
 

@@ -57,10 +57,17 @@ def run_on_shares(outputs: Sequence[str], originals: Sequence[str], longer_by: f
 
 @torch.no_grad()
 def reconstruct(
-    model, sources: Sequence[np.ndarray], *, num_beams: int, batch_size: int = 16, extra_tokens: int = 16
+    model,
+    sources: Sequence[np.ndarray],
+    *,
+    num_beams: int,
+    no_repeat_ngram_size: int = 0,
+    batch_size: int = 16,
+    extra_tokens: int = 16,
 ) -> list[list]:
     """Reconstructions (token ids, special tokens included) of ``sources``, in their order, by beam search of width
-    ``num_beams`` (1: greedy); batches of similar length, each allowed ``extra_tokens`` more than its longest source."""
+    ``num_beams`` (1: greedy), never repeating a token n-gram of ``no_repeat_ngram_size`` (0: no ban); batches of
+    similar length, each allowed ``extra_tokens`` more than its longest source."""
     c = model.config
     device = next(model.parameters()).device
     order = np.argsort([len(s) for s in sources], kind="stable")
@@ -72,9 +79,12 @@ def reconstruct(
             rows = order[start : start + batch_size]
             ids, mask = pad([sources[i] for i in rows], c.pad_token_id)
             max_length = min(ids.size(1) + extra_tokens, c.max_position_embeddings)
-            # a reconstruction may repeat n-grams of its source: no n-gram ban (GenerationConfig's default is 3)
             generated = model.generate(
-                ids.to(device), mask.to(device), num_beams=num_beams, max_length=max_length, no_repeat_ngram_size=0
+                ids.to(device),
+                mask.to(device),
+                num_beams=num_beams,
+                max_length=max_length,
+                no_repeat_ngram_size=no_repeat_ngram_size,
             )
             for i, row in zip(rows, generated.tolist(), strict=True):
                 out[i] = row
@@ -92,6 +102,8 @@ class ReconstructionProbe:
     decode: Callable[..., str]
     num_beams: int
     """Beam width of the model's reconstructions (1: greedy)."""
+    no_repeat_ngram_size: int = 0
+    """Reconstructions never repeat a token n-gram of this size (0: no ban)."""
     copy_texts: list[str] = field(init=False)
     baseline: dict[str, float] = field(init=False)
 
@@ -100,23 +112,29 @@ class ReconstructionProbe:
         self.baseline = corpus_scores(self.copy_texts, self.originals)
 
     @classmethod
-    def from_datamodule(cls, datamodule, n: int, num_beams: int) -> ReconstructionProbe | None:
+    def from_datamodule(
+        cls, datamodule, n: int, num_beams: int, no_repeat_ngram_size: int = 0
+    ) -> ReconstructionProbe | None:
         """The first ``n`` validation documents, corrupted exactly as validation corrupts them (None: no val set)."""
         docs = getattr(datamodule, "val_docs", None)
         if docs is None or n <= 0:
             return None
         tok = datamodule.tokenizer
         pairs = [datamodule.val_sample(i) for i in range(min(n, len(docs)))]
-        return cls([s for s, _ in pairs], [tok.decode(t.tolist()) for _, t in pairs], tok.decode, num_beams)
+        originals = [tok.decode(t.tolist()) for _, t in pairs]
+        return cls([s for s, _ in pairs], originals, tok.decode, num_beams, no_repeat_ngram_size)
 
-    def evaluate(self, model) -> dict:
+    def evaluate(self, model, no_repeat_ngram_size: int | None = None) -> dict:
         """Scores of the model's reconstructions and of the copy baseline, and the texts themselves. The model beats
-        the baseline when it scores higher on both chrF and BLEU."""
-        outputs = [self.decode(ids) for ids in reconstruct(model, self.sources, num_beams=self.num_beams)]
+        the baseline when it scores higher on both chrF and BLEU. ``no_repeat_ngram_size`` overrides the probe's."""
+        ban = self.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size
+        ids = reconstruct(model, self.sources, num_beams=self.num_beams, no_repeat_ngram_size=ban)
+        outputs = [self.decode(row) for row in ids]
         scores = corpus_scores(outputs, self.originals)
         return {
             "documents": len(self.sources),
             "num_beams": self.num_beams,
+            "no_repeat_ngram_size": ban,
             "model": scores,
             "copy_baseline": dict(self.baseline),
             "run_on": run_on_shares(outputs, self.originals),

@@ -53,11 +53,16 @@ def plot_losses(history: dict[str, list], path: Path) -> None:
 
 
 def final_reconstruction(module, trainer: pl.Trainer) -> dict | None:
-    """The module's reconstruction evaluation at the last step (computed now if the last validation was earlier)."""
+    """The module's reconstruction evaluation at the last step (computed now if the last validation was earlier).
+    Where its decoding bans repeated n-grams, the same documents decoded without the ban are scored beside it: what
+    the model does on its own."""
     result = getattr(module, "last_reconstruction", None)
     probe = module.get_reconstruction_probe() if hasattr(module, "get_reconstruction_probe") else None
     if probe is not None and (result is None or result["step"] != trainer.global_step):
         result = probe.evaluate(module.model) | {"step": int(trainer.global_step)}
+    if probe is not None and probe.no_repeat_ngram_size and "without_ngram_ban" not in result:
+        plain = probe.evaluate(module.model, no_repeat_ngram_size=0)
+        result = result | {"without_ngram_ban": {k: plain[k] for k in ("model", "run_on")}}
     return result
 
 
@@ -126,8 +131,8 @@ def format_report(r: dict[str, Any]) -> str:
     if rec:
         m, c = rec["model"], rec["copy_baseline"]
         verdict = "BEATS" if rec["beats_copy_baseline"] else "does NOT beat"
-        beams = rec.get("num_beams", 1)
-        search = "greedy" if beams == 1 else f"beam {beams}"
+        beams, ban = rec.get("num_beams", 1), rec.get("no_repeat_ngram_size", 0)
+        search = ("greedy" if beams == 1 else f"beam {beams}") + (f", no repeated {ban}-token sequence" if ban else "")
         lines += [
             f"- reconstruction of {rec['documents']} validation documents ({search}, step {rec['step']}): "
             f"chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}; copy baseline (corrupted source, masks dropped): "
@@ -138,6 +143,14 @@ def format_report(r: dict[str, Any]) -> str:
             lines.append(
                 f"- reconstructions that repeat a sentence or a 6-word sequence (more than the original does): "
                 f"{run_on['repeat_share']:.1%}; longer than the original by more than 10%: {run_on['long_share']:.1%}"
+            )
+        plain = rec.get("without_ngram_ban")
+        if plain:
+            pm, pr = plain["model"], plain["run_on"]
+            lines.append(
+                f"- the same documents decoded without the n-gram ban (what the model does on its own): chrF "
+                f"{pm['chrf']:.2f}, BLEU {pm['bleu']:.2f}; repeat {pr['repeat_share']:.1%}, longer by more than "
+                f"10%: {pr['long_share']:.1%}"
             )
     for k, rec in enumerate(r.get("reconstructions", []), 1):
         lines += ["", f"## Validation document {k}", ""]
