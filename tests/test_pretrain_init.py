@@ -125,6 +125,8 @@ def test_pretraining_from_our_checkpoint_starts_from_its_weights_and_loss(world)
     [
         (["--model.init_from", "{world}/nowhere"],
          r"--model\.init_from: no checkpoint or model directory at {world}/nowhere \(looked for "),
+        (["--model.init_from", "{world}/train.jsonl"],
+         r"{world}/train\.jsonl: not a readable torch checkpoint: \d+ bytes that are not a zip archive"),
         (["--model.init_from", "{hf}", "--data.tokenizer_path", "{world}/other.json"],
          r"--data\.tokenizer_path {world}/other\.json is not the tokenizer of --model\.init_from {hf} \(sha256 "),
         (["--model.init_from", "{hf}", "--model.model_config.d_model", "64", "--model.model_config.dropout", "0.1"],
@@ -136,7 +138,8 @@ def test_pretraining_from_our_checkpoint_starts_from_its_weights_and_loss(world)
         (["--data.tokenizer_path", "null"],
          r"--data\.tokenizer_path null: only --model\.init_from supplies a tokenizer"),
     ],
-    ids=["missing", "another_tokenizer", "another_shape", "no_tokenizer", "null_tokenizer_without_init"],
+    ids=["missing", "not_a_checkpoint", "another_tokenizer", "another_shape", "no_tokenizer",
+         "null_tokenizer_without_init"],
 )  # fmt: skip
 def test_contradicting_or_missing_init_input_is_one_line_exit_2_before_training(
     world, hf_dir, args, message, capsys, training_steps
