@@ -79,7 +79,8 @@ def test_a_streamed_directory_reads_the_same_rows(corpus):
          r"directory$"),
         ({"a.jsonl": jsonl("x"), "notes.md": b"# notes\n"},
          r"^{d}: holds files of no readable format: notes\.md; readable: \.txt, \.text, \.jsonl, \.json, \.parquet "
-         r"\(text and JSON also gzipped: \.txt\.gz, \.jsonl\.gz, \.json\.gz\)$"),
+         r"\(text and JSON also gzipped: \.txt\.gz, \.jsonl\.gz, \.json\.gz\), or a directory written by "
+         r"`datasets`' save_to_disk$"),
         ({".hidden": b"x"}, r"^{d}: the directory holds no file$"),
         ({"a.parquet.gz": b"x"}, r"^{d}: holds files of no readable format: a\.parquet\.gz; readable: "),
     ],
@@ -175,3 +176,84 @@ def test_summarization_pairs_read_gzip_bom_and_a_split_folder(tmp_path):
     write(tmp_path / "train.csv", b"document,summary\nx,y\n")
     with pytest.raises(ValueError, match=r"holds several train files \(train\.csv, train\.jsonl\.gz\); keep one$"):
         load_pairs(str(tmp_path), "train")
+
+
+# --- Parquet shards and `datasets` save_to_disk directories -------------------------------------------------------
+
+
+def _parquet(path: Path, texts: list[str], column: str = "text") -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"id": list(range(len(texts))), column: texts}), path)
+    return path
+
+
+def _saved(path: Path, texts: list[str], split: str | None = None, column: str = "text") -> Path:
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"id": list(range(len(texts))), column: texts})
+    (datasets.DatasetDict({split: ds}) if split else ds).save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture
+def shaped(tmp_path) -> dict[str, str]:
+    """The same five documents as Parquet shards (one nested), a saved Dataset, a saved DatasetDict and a directory
+    of saved Datasets."""
+    _parquet(tmp_path / "shards" / "part-0.parquet", EXPECTED[:2])
+    _parquet(tmp_path / "shards" / "part-1.parquet", EXPECTED[2:4])
+    _parquet(tmp_path / "shards" / "sub" / "part-2.parquet", EXPECTED[4:])  # sorted by path: last
+    _saved(tmp_path / "saved", EXPECTED)
+    _saved(tmp_path / "saved_dict", EXPECTED, split="train")
+    _saved(tmp_path / "saved_parts" / "a", EXPECTED[:3])
+    _saved(tmp_path / "saved_parts" / "b", EXPECTED[3:])
+    return {name: str(tmp_path / name) for name in ("shards", "saved", "saved_dict", "saved_parts")}
+
+
+@pytest.mark.parametrize("name", ["shards", "saved", "saved_dict", "saved_parts"])
+def test_parquet_shards_and_saved_datasets_give_the_same_documents_in_memory_and_streamed(shaped, name):
+    assert load_text_dataset(shaped[name])["text"] == EXPECTED
+    check_stream_source(shaped[name])
+    assert [row["text"] for row in StreamRows(shaped[name], "text")()] == EXPECTED
+    assert noise_preview.read_corpus(shaped[name], 2) == EXPECTED[:2]
+
+
+def test_a_saved_dataset_is_refused_with_the_errors_of_any_file(tmp_path, shaped):
+    body = _saved(tmp_path / "body", ["x"], column="body")
+    message = rf"^{body}: no column 'text' \(columns: \['id', 'body'\]\); pass text_column=\.\.\.$"
+    with pytest.raises(ValueError, match=message):
+        load_text_dataset(str(body))
+    with pytest.raises(ValueError, match="^--data.train_files: " + message[1:]):
+        check_stream_source(str(body))
+    numbers = _saved(tmp_path / "numbers", ["x"])
+    with pytest.raises(ValueError, match=r"numbers: column 'id' holds Value\('int64'\), not strings$"):
+        load_text_dataset(str(numbers), text_column="id")
+    splits = _saved(tmp_path / "splits", ["x"], split="validation")
+    with pytest.raises(ValueError, match=rf"^{splits}: a saved DatasetDict without a 'train' split \(splits: "):
+        load_text_dataset(str(splits))
+    assert load_text_dataset(str(splits), split="validation")["text"] == ["x"]
+    write(tmp_path / "rows.jsonl", jsonl("y"))
+    with pytest.raises(ValueError, match=r"^mixed file formats \(json: .*rows\.jsonl; saved: .*saved\)"):
+        load_text_dataset([shaped["saved"], str(tmp_path / "rows.jsonl")])
+    _saved(Path(shaped["saved_parts"]) / "b", ["z"], column="body")
+    with pytest.raises(ValueError, match=r"saved_parts/b: columns .* differ from .*saved_parts/a's"):
+        load_text_dataset(shaped["saved_parts"])
+
+
+@pytest.mark.parametrize("streaming", ["false", "true"])
+@pytest.mark.parametrize("form", ["parquet", "saved"])
+def test_pretraining_reads_parquet_shards_and_saved_datasets(world, tmp_path, form, streaming):
+    rows = [json.loads(line) for line in (world / "train.jsonl").read_text().splitlines()]
+    texts = [r["text"] for r in rows]
+    train = tmp_path / "train"
+    for part in range(3):
+        if form == "parquet":
+            _parquet(train / f"part-{part}.parquet", texts[part::3])
+        else:
+            _saved(train / f"part-{part}", texts[part::3])
+    args = ["pretrain", "-c", str(world / "pretrain.yaml"), "--report", "false", "--run_dir", str(tmp_path / "run")]
+    args += ["--data.train_files", str(train), "--data.streaming", streaming]
+    assert cli_main(args) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -117,8 +117,7 @@ def _stream(world, dm, rows, **kw):
         max_tokens=256,
         seed=3,
         tokenize=TokenizeTexts(dm.tokenizer, 64),
-        buffer_size=16,
-        **kw,
+        **{"buffer_size": 16, **kw},
     )
 
 
@@ -144,12 +143,31 @@ def test_streaming_batches_are_identical_for_any_num_workers_and_resume_exactly(
     assert np.all([x["epoch"] == 0 for x in a])
 
 
-def test_data_module_streams_a_local_corpus(world):
-    dm = _dm(world, streaming=True, buffer_size=32)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_data_module_streams_a_local_corpus(world, workers):
+    """Every chunk of a one-file corpus once, also with 2 workers (a ``datasets`` stream iterated inside a worker gives
+    each worker only some of the files: a one-file corpus would reach one worker, the other's buffers lost)."""
+    dm = _dm(world, streaming=True, buffer_size=8, num_workers=workers)
     batches = list(dm.train_dataloader())
     n_chunks = len(_dm(world).train_docs)
     ids = [i for b in batches for i in b["indices"]]
     assert len(ids) == len(set(ids)) == n_chunks
+    assert len({b["position"][0] for b in batches}) > 2  # several buffers, owned by both workers
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_streaming_resumes_exactly_at_any_buffer_with_workers(world, workers):
+    """A resume point in a buffer another worker owns than the first (the DataLoader takes items from its workers in
+    turn: a worker that skips its buffers before the resume point must still take its turn)."""
+    dm = _dm(world)
+    rows = _stream_world(world, 80)
+    a = list(StreamingLoader(_stream(world, dm, rows, buffer_size=8), num_workers=0))
+    starts = [k for k, b in enumerate(a) if b["position"][1] == 0]
+    assert len(starts) >= 4
+    for k in (starts[1], starts[1] + 1, starts[2] - 1, starts[3]):
+        loader = StreamingLoader(_stream(world, dm, rows, buffer_size=8), num_workers=workers)
+        loader.resume_after(0, a[k]["position"])
+        _same(list(loader), a[k + 1 :])
 
 
 def test_restoring_the_data_position_after_the_loader_started_is_refused(world):

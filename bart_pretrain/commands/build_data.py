@@ -1,19 +1,24 @@
 """`bart-pretrain build-data`: the default offline data (Debian summarization pairs, a pretraining corpus, a
-tokenizer) through ``bart_pretrain.corpus.build``, with the offline fallback where apt is missing or fails.
+tokenizer) through ``bart_pretrain.corpus.build``, with the offline fallback where apt is missing or fails; or, with
+``--scale-corpus SIZE``, a large corpus made from a small one for measurement (``bart_pretrain.corpus.scaled``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from bart_pretrain.corpus import build
 from bart_pretrain.corpus.debian import AptError, PrivateApt
+from bart_pretrain.errors import CommandParser, UserError, reading_input
+
+SCALE_FROM = "data/corpus/train.jsonl"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="bart-pretrain build-data",
         description="Build the default data: Debian summarization pairs, a pretraining corpus, a tokenizer.",
     )
@@ -26,7 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--refresh", action="store_true", help="re-run apt-get update even if indexes are cached")
     parser.add_argument("--force", action="store_true", help="rebuild even if the outputs are up to date")
+    scale = parser.add_argument_group("a large corpus for measurement (instead of the default data)")
+    scale.add_argument(
+        "--scale-corpus",
+        metavar="SIZE",
+        help="write SIZE (e.g. 1GB, 200MB) of shuffled, perturbed copies of --scale-from's documents into --out as "
+        "JSONL files (part-00000.jsonl ...); no download",
+    )
+    scale.add_argument("--scale-from", default=SCALE_FROM, help=f"the documents to scale (default {SCALE_FROM})")
+    scale.add_argument("--scale-files", type=int, default=64, help="number of files (default 64)")
+    scale.add_argument("--seed", type=int, default=0, help="seed of the shuffles and perturbations (default 0)")
     args = parser.parse_args(argv)
+    if args.scale_corpus is not None:
+        return _scale(args, parser)
     out = Path(args.out)
     cache = out.resolve() / ".cache"
     try:
@@ -52,6 +69,41 @@ def main(argv: list[str] | None = None) -> int:
     except (build.BuildError, AptError, ValueError, OSError) as e:
         print(f"bart-pretrain build-data: error: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _scale(args: argparse.Namespace, parser: CommandParser) -> int:
+    """``--scale-corpus``: refuses an --out that holds files (unless --force, which replaces them)."""
+    from bart_pretrain.corpus.scaled import MANIFEST, parse_size, scale_corpus
+    from bart_pretrain.data.documents import load_text_dataset
+
+    try:
+        size = parse_size(args.scale_corpus)
+    except ValueError as e:
+        parser.error(f"--scale-corpus {e}")
+    if args.scale_files < 1:
+        parser.error(f"--scale-files {args.scale_files}: must be >= 1")
+    out = Path(args.out)
+    if out.is_file():
+        raise UserError(f"--out {out}: a file, not a directory")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not args.force:
+        raise UserError(
+            f"--out {out} holds {len(held)} entries ({', '.join(held[:3])}{' ...' if len(held) > 3 else ''}); give an "
+            "empty or new directory, or --force to replace them"
+        )
+    with reading_input():
+        texts = load_text_dataset(args.scale_from)["text"]
+    ours = [p for p in out.glob("part-*.jsonl")] + [out / MANIFEST] if out.is_dir() else []
+    for p in ours:  # --force: a smaller corpus must not keep the old one's extra parts
+        p.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with reading_input():
+        m = scale_corpus(texts, out, size, args.scale_files, args.seed, source=str(Path(args.scale_from).resolve()))
+    build.log(
+        f"wrote {m['bytes'] / 1e6:,.1f} MB, {m['documents']:,} documents ({m['source_documents']:,} source documents), "
+        f"in {args.scale_files} files under {out} in {time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 

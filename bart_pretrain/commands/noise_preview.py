@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import noising
-from bart_pretrain.data.documents import file_suffix, local_files, open_text
+from bart_pretrain.data.documents import file_suffix, load_text_dataset, local_files, open_text
 from bart_pretrain.data.noise_config import load_noise
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising.provenance import trace
@@ -165,10 +165,12 @@ def legend(color: bool) -> str:
 def read_corpus(source: str, n: int) -> list[str]:
     """The first ``n`` documents of a local corpus: a .txt file (blank-line separated), a .jsonl or .json file (field
     ``text``), gzipped or not (``.jsonl.gz``), a directory of such files (sorted) or a glob; a byte-order mark is
-    dropped. Problems raise ValueError naming the file (and line)."""
+    dropped; Parquet files and ``save_to_disk`` directories are read as pretraining reads them (column ``text``).
+    Problems raise ValueError naming the file (and line)."""
     paths, kind = local_files(source)
     if kind not in ("text", "json"):
-        raise ValueError(f"{source}: {kind} files are not read here; give .txt, .jsonl or .json files (or .gz)")
+        ds = load_text_dataset(source)
+        return ds.select(range(min(n, len(ds))))["text"]
     texts: list[str] = []
     for path in paths:
         with open_text(path) as f:
@@ -223,7 +225,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--corpus",
         help="a corpus to take documents from: a .jsonl/.json (field `text`) or .txt file, gzipped or not (.jsonl.gz), "
-        "a directory of such files or a glob",
+        "a .parquet file, a `datasets` save_to_disk directory (column `text`), a directory of such files or a glob",
     )
     parser.add_argument("--n", type=int, default=2, help="corpus documents shown (first chunk of each; default 2)")
     parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")

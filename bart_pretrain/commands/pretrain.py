@@ -16,9 +16,10 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from bart_pretrain.commands.training_cli import TrainingCLI
 from bart_pretrain.data.pretrain_module import PretrainDataModule
-from bart_pretrain.errors import UserError
+from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.training.checkpoints import AtomicCheckpointIO, PretrainCheckpoint
 from bart_pretrain.training.guards import check_lengths, runs_in
+from bart_pretrain.training.initialization import check_init_config
 from bart_pretrain.training.pretrain import PretrainModule
 
 
@@ -28,7 +29,7 @@ class PretrainCLI(TrainingCLI):
     ``--ckpt_path``."""
 
     # Input paths of a pretraining config, resolved by bart_pretrain.paths (outputs such as --run_dir are not).
-    INPUTS = ("data.train_files", "data.val_files", "data.tokenizer_path", "data.noise")
+    INPUTS = ("data.train_files", "data.val_files", "data.tokenizer_path", "data.noise", "model.init_from")
 
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
@@ -44,8 +45,25 @@ class PretrainCLI(TrainingCLI):
         parser.link_arguments("data.tokenizer_path", "model.tokenizer_path")
 
     def before_instantiate_classes(self) -> None:
+        # With --model.init_from the model and its tokenizer come from there: what the config files and flags set
+        # differently from the defaults is checked against it (refused if it differs), the rest is not used.
+        self.init_given: dict[str, Any] = {}
+        if self.config["model.init_from"] is not None:
+            defaults = self.parser.get_defaults()
+            preset, fields = defaults["model.model_config"], self.config["model.model_config"]
+            self.init_given = {k: v for k, v in vars(fields).items() if k != "__path__" and v != preset.get(k)}
+            if self.config["data.tokenizer_path"] == defaults["data.tokenizer_path"]:
+                self.config["data.tokenizer_path"] = None  # the model's
         super().before_instantiate_classes()  # a -c file's paths: relative to it
         self.config["model.tokenizer_path"] = self.config["data.tokenizer_path"]  # linked: follows the resolved path
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        init_from = self.config["model.init_from"]
+        if init_from is not None:
+            with reading_input():
+                check_init_config(self.model.model.config, self.init_given, init_from)
+            self.datamodule.attach_tokenizer(self.model.tokenizer)
 
     def check_lengths(self) -> None:
         check_lengths(

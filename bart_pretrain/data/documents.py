@@ -368,7 +368,38 @@ def to_document(row: dict) -> Document:
 LOCAL_SUFFIXES = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 GZIP = ".gz"
 """Text and JSON files may be gzipped (``corpus.jsonl.gz``, ``books.txt.gz``); ``datasets`` reads them as they are."""
-READABLE = ".txt, .text, .jsonl, .json, .parquet (text and JSON also gzipped: .txt.gz, .jsonl.gz, .json.gz)"
+READABLE = (
+    ".txt, .text, .jsonl, .json, .parquet (text and JSON also gzipped: .txt.gz, .jsonl.gz, .json.gz), or a directory "
+    "written by `datasets`' save_to_disk"
+)
+SAVED = "saved"
+"""The kind of a directory written by ``datasets``' ``save_to_disk`` (a ``Dataset`` or a ``DatasetDict``)."""
+
+
+def is_saved_dataset(path: str | os.PathLike) -> bool:
+    """Is ``path`` a directory written by ``Dataset.save_to_disk`` (``state.json`` + ``dataset_info.json``) or
+    ``DatasetDict.save_to_disk`` (``dataset_dict.json``)?"""
+    p = str(path)
+    return os.path.isdir(p) and (
+        (os.path.isfile(os.path.join(p, "state.json")) and os.path.isfile(os.path.join(p, "dataset_info.json")))
+        or os.path.isfile(os.path.join(p, "dataset_dict.json"))
+    )
+
+
+def load_saved_dataset(path: str, split: str = "train") -> datasets.Dataset:
+    """The ``Dataset`` a ``save_to_disk`` directory holds (memory-mapped, not read into memory); of a ``DatasetDict``,
+    its ``split``. Raises ValueError naming the directory when it cannot be read or lacks ``split``."""
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(path)
+    except Exception as e:  # a damaged directory: name it
+        raise ValueError(f"{path}: not a readable `datasets` directory ({type(e).__name__}: {e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise ValueError(f"{path}: a saved DatasetDict without a {split!r} split (splits: {sorted(ds)})")
+        ds = ds[split]
+    return ds
 
 
 def file_suffix(path: str) -> str:
@@ -445,17 +476,22 @@ def _some(names: list[str], n: int = 3) -> str:
 def _by_format(files: list[str], formats: dict[str, str]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for f in files:
-        groups.setdefault(file_format(f, formats) or "?", []).append(f)
+        kind = SAVED if formats is LOCAL_SUFFIXES and is_saved_dataset(f) else file_format(f, formats)
+        groups.setdefault(kind or "?", []).append(f)
     return groups
 
 
 def directory_files(directory: str, formats: dict[str, str] = LOCAL_SUFFIXES, readable: str = READABLE) -> list[str]:
     """Every file under ``directory`` (recursively, sorted by path; names starting with ``.`` skipped), all of one
-    format of ``formats``. Raises ValueError naming the directory when it holds no file, a file of no readable
-    format, or files of several formats."""
+    format of ``formats``; a ``save_to_disk`` directory under it is one entry (not its files). Raises ValueError
+    naming the directory when it holds no file, a file of no readable format, or files of several formats."""
     found = []
     for root, dirs, names in os.walk(directory):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if formats is LOCAL_SUFFIXES:
+            saved = [d for d in dirs if is_saved_dataset(os.path.join(root, d))]
+            found.extend(os.path.join(root, d) for d in saved)
+            dirs[:] = [d for d in dirs if d not in saved]
         found.extend(os.path.join(root, name) for name in names if not name.startswith("."))
     found.sort()
     if not found:
@@ -474,9 +510,10 @@ def local_files(
     source: str | os.PathLike | list, formats: dict[str, str] = LOCAL_SUFFIXES, readable: str = READABLE
 ) -> tuple[list[str], str]:
     """The files of a local ``source`` (a file, a directory, a glob, or a list of them) and the one ``datasets``
-    builder reading them all. A directory stands for the files under it (:func:`directory_files`); a glob for the
-    files it matches (``**`` recursive), sorted. Raises ValueError naming the path and what is wrong: no such file,
-    a pattern matching no file, a file of no readable format, formats mixed."""
+    builder reading them all. A directory stands for the files under it (:func:`directory_files`), except a directory
+    written by ``save_to_disk``, which stands for itself (kind :data:`SAVED`, read with :func:`load_saved_dataset`);
+    a glob for the files it matches (``**`` recursive), sorted. Raises ValueError naming the path and what is wrong:
+    no such file, a pattern matching no file, a file of no readable format, formats mixed."""
     patterns = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not patterns:
         raise ValueError("no files given (an empty list)")
@@ -488,6 +525,8 @@ def local_files(
             if not matches:
                 raise ValueError(f"{pattern}: the pattern matches no file")
             files.extend(matches)
+        elif formats is LOCAL_SUFFIXES and is_saved_dataset(pattern):
+            files.append(pattern)
         elif os.path.isdir(pattern):
             files.extend(directory_files(pattern, formats, readable))
         elif os.path.isfile(pattern):
@@ -522,14 +561,19 @@ def load_text_dataset(source: str | list[str], text_column: str = "text", split:
     ``source`` is a local file, a directory (every file under it, recursively, sorted, all of one format), a glob, or
     a list of them: ``.txt`` (one document per blank-line-separated block), ``.jsonl``/``.json`` (one object per
     line / a list, the text in ``text_column``), ``.parquet``, text and JSON also gzipped (``.txt.gz``,
-    ``.jsonl.gz``, ``.json.gz``); a UTF-8 byte-order mark is dropped. Or else the name of a ``datasets`` dataset (hub,
-    when online; ``split``). Problems (no such file, empty or non-UTF-8 file, formats mixed, missing or non-string
-    column) raise ``ValueError`` naming the file and what is wrong.
+    ``.jsonl.gz``, ``.json.gz``); a UTF-8 byte-order mark is dropped; or a directory written by ``datasets``'
+    ``save_to_disk`` (of a ``DatasetDict``, its ``split``). Or else the name of a ``datasets`` dataset (hub, when
+    online; ``split``). Problems (no such file, empty or non-UTF-8 file, formats mixed, missing or non-string column)
+    raise ``ValueError`` naming the file and what is wrong.
     """
     import datasets
 
     if looks_local(source):
         paths, kind = local_files(source)
+        if kind == SAVED:
+            parts = [load_saved_dataset(p, split) for p in paths]
+            ds = parts[0] if len(parts) == 1 else _concatenate(parts, paths)
+            return _check_column(ds, text_column, _some(paths))
         for p in paths:
             if kind == "parquet":
                 if os.path.getsize(p) == 0:
@@ -553,12 +597,27 @@ def load_text_dataset(source: str | list[str], text_column: str = "text", split:
                 f"{type(e).__name__}: {e}"
             ) from e
         where = str(source)
+    return _check_column(ds, text_column, where)
+
+
+def _check_column(ds: datasets.Dataset, text_column: str, where: str) -> datasets.Dataset:
     if text_column not in ds.column_names:
         raise ValueError(f"{where}: no column {text_column!r} (columns: {ds.column_names}); pass text_column=...")
     feature = ds.features[text_column]
     if getattr(feature, "dtype", None) not in ("string", "large_string"):
         raise ValueError(f"{where}: column {text_column!r} holds {feature}, not strings")
     return ds
+
+
+def _concatenate(parts: list[datasets.Dataset], paths: list[str]) -> datasets.Dataset:
+    """Several saved datasets as one, in order; their columns must agree."""
+    import datasets
+
+    first = parts[0].features
+    for path, part in zip(paths[1:], parts[1:], strict=True):
+        if part.features != first:
+            raise ValueError(f"{path}: columns {part.features} differ from {paths[0]}'s {first}")
+    return datasets.concatenate_datasets(parts)
 
 
 def tokenize_dataset(

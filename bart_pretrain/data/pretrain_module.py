@@ -43,7 +43,7 @@ class PretrainDataModule(pl.LightningDataModule):
         train_files: str | list[str] = "data/corpus/train.jsonl",
         val_files: str | list[str] | None = "data/corpus/validation.jsonl",
         text_column: str = "text",
-        tokenizer_path: str = DEFAULT_TOKENIZER,
+        tokenizer_path: str | None = DEFAULT_TOKENIZER,
         noise: str | list[NoiseSpec] = "configs/noise/bart_large.yaml",
         noise_schedule: NoiseSchedule | None = None,
         max_length: int = 512,
@@ -64,7 +64,8 @@ class PretrainDataModule(pl.LightningDataModule):
             val_files: validation text (same forms); null: no validation.
             text_column: column holding the text in JSON/Parquet rows.
             tokenizer_path: tokenizer.json (or a directory with it, or vocab.json + merges.txt); the model's
-                vocabulary size is read from it.
+                vocabulary size is read from it. null: the tokenizer of --model.init_from (what the pretrain command
+                uses when it is not set).
             noise: the noise recipe: a recipe file (configs/noise/*.yaml, your own) or the list of noises itself,
                 each ``{class_path: text_infilling, init_args: {ratio: 0.3}}`` (``--data.noise.help``).
             noise_schedule: a curriculum: the recipe's strength ramps from ``start`` to full over ``steps``
@@ -111,6 +112,8 @@ class PretrainDataModule(pl.LightningDataModule):
         from bart_pretrain.tokenizer import Tokenizer
 
         if self.tokenizer is None:
+            if self.tokenizer_path is None:
+                raise ValueError("data.tokenizer_path is null and no tokenizer was attached (--model.init_from's)")
             if not os.path.exists(self.tokenizer_path):
                 raise FileNotFoundError(
                     f"data.tokenizer_path={self.tokenizer_path!r} does not exist (looked for "
@@ -152,6 +155,11 @@ class PretrainDataModule(pl.LightningDataModule):
         if self.val_docs is None and self.val_files:
             self.val_docs = self._documents(self.val_files, self.max_val_documents, "validation")
             self.val_lengths = document_lengths(self.val_docs)
+
+    def attach_tokenizer(self, tokenizer) -> None:
+        """Use ``tokenizer`` (the model's, when it comes with ``--model.init_from``) instead of reading
+        ``tokenizer_path``; before the data is prepared."""
+        self.tokenizer = tokenizer
 
     @property
     def vocab_size(self) -> int:

@@ -18,9 +18,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 import noising
 from bart_pretrain.data.batching import TokenBudgetBatchSampler
 from bart_pretrain.data.documents import (
+    SAVED,
     builder_options,
     encode_documents,
     file_format,
+    load_saved_dataset,
+    load_text_dataset,
     local_files,
     looks_local,
     open_bytes,
@@ -83,7 +86,13 @@ class StreamingDenoisingDataset(IterableDataset):
             buffer = list(itertools.islice(rows, per_buffer))
             if not buffer:
                 return
-            if k % workers != worker or k < self.start[0]:
+            if k % workers != worker:
+                continue
+            if k < self.start[0]:
+                # Before the resume point: nothing to train on, but one (empty) item all the same. The DataLoader
+                # takes items from its workers in turn, so a worker that skipped its buffer silently would put its
+                # next buffer ahead of the other workers' (a resume in buffer 1 of 2 workers would start at buffer 2).
+                yield []
                 continue
             docs = self._docs(buffer)
             lengths = np.array([len(d["input_ids"]) for d in docs], dtype=np.int64)
@@ -163,22 +172,41 @@ def _identity(x: Any) -> Any:
 
 
 class StreamRows:
-    """Picklable ``rows()`` for streaming local files or a ``datasets`` name through ``datasets`` streaming."""
+    """Picklable ``rows()`` for streaming local files, ``save_to_disk`` directories (memory-mapped, read in order) or a
+    ``datasets`` name through ``datasets`` streaming.
 
-    def __init__(self, files: str | list[str], text_column: str):
-        self.files, self.text_column = files, text_column
+    Every DataLoader worker reads the whole stream and keeps its own buffers (:class:`StreamingDenoisingDataset`):
+    the rows are read through ``iter(batch_size=...)``, because iterating a ``datasets`` stream inside a worker
+    hands each worker only some of the files (a corpus of one file would reach one worker; the buffers the others
+    own would be lost)."""
 
-    def __call__(self) -> Iterable[dict]:
+    def __init__(self, files: str | list[str], text_column: str, batch_size: int = 1000):
+        self.files, self.text_column, self.batch_size = files, text_column, batch_size
+
+    def __call__(self) -> Iterator[dict]:
         import datasets
 
         if looks_local(self.files):
             paths, kind = local_files(self.files)
+            if kind == SAVED:
+                for path in paths:
+                    yield from _rows(load_saved_dataset(path), self.batch_size)
+                return
             options = builder_options(paths, kind)
             stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **options)
             if kind == "text" and self.text_column != "text":  # .txt rows have one column, "text": as load_text_dataset
                 stream = stream.rename_column("text", self.text_column)
-            return stream
-        return datasets.load_dataset(self.files, split="train", streaming=True)
+        else:
+            stream = datasets.load_dataset(self.files, split="train", streaming=True)
+        yield from _rows(stream, self.batch_size)
+
+
+def _rows(ds, batch_size: int) -> Iterator[dict]:
+    """The rows of a ``datasets`` Dataset or IterableDataset, in order, read ``batch_size`` at a time."""
+    for batch in ds.iter(batch_size=batch_size):
+        columns = list(batch)
+        for values in zip(*(batch[c] for c in columns), strict=True):
+            yield dict(zip(columns, values, strict=True))
 
 
 class TokenizeTexts:
@@ -208,6 +236,13 @@ def check_stream_source(source: str | list[str], text_column: str = "text", flag
             paths, kind = local_files(source)
         except ValueError as e:
             raise ValueError(f"{flag}: {e}") from None
+        if kind == SAVED:  # memory-mapped: the column's type is known without reading a row
+            try:
+                for p in paths:
+                    load_text_dataset(p, text_column)
+            except ValueError as e:
+                raise ValueError(f"{flag}: {e}") from None
+            return
         for p in paths:
             try:
                 with open_bytes(p) as f:

@@ -17,7 +17,7 @@ import torch
 from bart_pretrain.model import Bart
 from bart_pretrain.optim import OptimConfig
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
-from bart_pretrain.training.initialization import InitConfig, initialize
+from bart_pretrain.training.initialization import InitConfig, initialize, load_initial_model
 from bart_pretrain.training.losses import token_losses
 from bart_pretrain.training.model_config import BART_DEFAULTS, ModelConfig, resolve_model_config
 from bart_pretrain.training.module import Seq2SeqModule
@@ -29,7 +29,7 @@ class PretrainModule(Seq2SeqModule):
     def __init__(
         self,
         model_config: ModelConfig = BART_DEFAULTS,
-        tokenizer_path: str = DEFAULT_TOKENIZER,
+        tokenizer_path: str | None = DEFAULT_TOKENIZER,
         optim: OptimConfig | dict | None = None,
         init: InitConfig | None = None,
         reconstruction_documents: int = 32,
@@ -37,14 +37,18 @@ class PretrainModule(Seq2SeqModule):
         reconstruction_no_repeat_ngram: int = 6,
         on_nonfinite: Literal["stop", "skip"] = "stop",
         compile: bool = False,
+        init_from: str | None = None,
     ):
         """
         Args:
             model_config: the network's BartConfig fields (a preset: ``--model.model_config configs/model/tiny.yaml``,
                 the CLI's default; one field: ``--model.model_config.d_model 64``); vocab_size: the tokenizer's.
-            tokenizer_path: linked from --data.tokenizer_path; the checkpoint carries the tokenizer itself.
+                With ``init_from``: that model's (the CLI refuses fields set to other values).
+            tokenizer_path: linked from --data.tokenizer_path; the checkpoint carries the tokenizer itself. With
+                ``init_from``: null (its tokenizer) or that same tokenizer.
             optim: AdamW, warmup and decay, label smoothing.
-            init: how the weights start (position tables, cross-attention); see bart_pretrain.training.initialization.
+            init: how random weights start (position tables, cross-attention); see
+                bart_pretrain.training.initialization. Not applied with ``init_from``.
             reconstruction_documents: at every validation, reconstruct this many validation documents and log
                 chrF/BLEU against the originals beside the copy baseline (0: off).
             reconstruction_beams: beam width of those reconstructions (1: greedy).
@@ -54,6 +58,9 @@ class PretrainModule(Seq2SeqModule):
             on_nonfinite: NaN/inf loss or gradient: "stop" the run with a message, or "skip" the update.
             compile: ``torch.compile`` the training step (encoder-decoder and loss kernel; inductor, its C++ backend
                 on CPU): one compile of ~1 minute at the first step, then faster steps. Eager if unavailable.
+            init_from: continue pretraining an existing model: our ``.ckpt`` (its weights only; ``--ckpt_path``
+                resumes a run) or a transformers BART directory, with its tokenizer and special ids (the noise's
+                ``<mask>`` is its tokenizer's); null: random weights.
         """
         super().__init__()
         if isinstance(optim, dict):
@@ -82,15 +89,26 @@ class PretrainModule(Seq2SeqModule):
         from bart_pretrain.loading import tokenizer_record
         from bart_pretrain.tokenizer import Tokenizer
 
+        given_tokenizer = tokenizer_path
+        if init_from is not None:
+            model, tokenizer, tokenizer_path = load_initial_model(init_from, tokenizer_path)
+            config = model.config
+        elif tokenizer_path is None:
+            raise ValueError("--data.tokenizer_path null: only --model.init_from supplies a tokenizer; pass one")
+        else:
+            has_tokenizer = os.path.exists(tokenizer_path)
+            tokenizer = Tokenizer.from_file(tokenizer_path) if has_tokenizer else None
+            vocab_size = None if tokenizer is None else tokenizer.vocab_size
+            config = resolve_model_config(model_config, vocab_size, tokenizer_path)
+            model = initialize(Bart(config), self.init_config)
+        self.tokenizer = tokenizer
         # The checkpoint carries its tokenizer (and where it was read from): export and fine-tuning work from anywhere.
-        has_tokenizer = tokenizer_path is not None and os.path.exists(tokenizer_path)
-        tokenizer = Tokenizer.from_file(tokenizer_path) if has_tokenizer else None
         self.tokenizer_record = tokenizer_record(tokenizer, tokenizer_path) if tokenizer is not None else None
-        config = resolve_model_config(model_config, None if tokenizer is None else tokenizer.vocab_size, tokenizer_path)
         self.save_hyperparameters(
             {
                 "model_config": config.to_dict(),
-                "tokenizer_path": str(Path(tokenizer_path).absolute()),
+                "tokenizer_path": None if given_tokenizer is None else str(Path(given_tokenizer).absolute()),
+                "init_from": init_from,
                 "optim": asdict(self.optim),
                 "init": asdict(self.init_config),
                 "reconstruction_documents": reconstruction_documents,
@@ -100,7 +118,7 @@ class PretrainModule(Seq2SeqModule):
                 "compile": compile,
             }
         )
-        self.model = initialize(Bart(config), self.init_config)
+        self.model = model
         self.pad_id = config.pad_token_id
 
     # -- validation: accuracy at corrupted and kept positions, reconstruction score beside the copy baseline ------
