@@ -23,6 +23,17 @@ from pretrain_world import make_world, weights
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """This process forks the runs: once it has run a torch op on several OpenMP threads, a forked child's first
+    parallel op hangs (libgomp is not fork-safe; seen as both simulated nodes stuck in layer_norm). One thread here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 RECORDER = textwrap.dedent(
     """
     import hashlib, json, os, signal
@@ -152,26 +163,40 @@ def test_sharded_training_matches_one_process_and_ddp_resumes_exactly_after_sigk
         whole = batches(tmp_path / "sharded", rank)
         resumed = [b for b in batches(killed_root, rank) if b["step"] >= 4]
         assert [b for b in whole if b["step"] >= 4] == resumed[-4:] and resumed[-1]["step"] == 7
-    from bart_pretrain.loading import read_sharded_checkpoint
-
-    a = read_sharded_checkpoint(last)["state_dict"]
-    b = read_sharded_checkpoint(killed_root / "run/checkpoints/last.ckpt")["state_dict"]
+    # Gathering the shards, export-hf and transformers run in a forked child, as the runs do: this process stays light.
+    checks = tmp_path / "checks.pt"
+    ddp_last = tmp_path / "ddp/run/checkpoints/last.ckpt"
+    with Forked(lambda: gather_and_export(last, killed_root / "run/checkpoints/last.ckpt", ddp_last, checks)) as child:
+        assert child.wait(timeout=240) == 0, child.stderr()[-3000:]
+    found = torch.load(checks)
+    a, b = found["whole"], found["resumed"]
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4 if ON_GPU else 0, atol=1e-6 if ON_GPU else 0)
-
     # export-hf reads the sharded directory; its logits are the unsharded (DDP) run's.
-    from bart_pretrain.commands import export_hf
+    torch.testing.assert_close(found["logits"]["sharded"], found["logits"]["ddp"], rtol=1e-4, atol=1e-4)
 
-    logits = {}
-    for name, ckpt in (("sharded", last), ("ddp", tmp_path / "ddp/run/checkpoints/last.ckpt")):
-        assert export_hf.main([str(ckpt), str(tmp_path / f"hf-{name}")]) == 0
-        logits[name] = hf_logits(tmp_path / f"hf-{name}")
-    torch.testing.assert_close(logits["sharded"], logits["ddp"], rtol=1e-4, atol=1e-4)
+
+def gather_and_export(whole: Path, resumed: Path, ddp: Path, out: Path) -> None:
+    """The two sharded checkpoints' gathered weights, and the logits transformers computes from `export-hf` of the
+    sharded and the DDP checkpoint, saved to `out`."""
+    from bart_pretrain.commands import export_hf
+    from bart_pretrain.loading import read_sharded_checkpoint
+
+    found = {
+        name: read_sharded_checkpoint(path)["state_dict"] for name, path in (("whole", whole), ("resumed", resumed))
+    }
+    found["logits"] = {}
+    for name, ckpt in (("sharded", whole), ("ddp", ddp)):
+        hf_dir = out.parent / f"hf-{name}"
+        assert export_hf.main([str(ckpt), str(hf_dir)]) == 0
+        found["logits"][name] = hf_logits(hf_dir)
+    torch.save(found, out)
 
 
 def hf_logits(directory: Path) -> torch.Tensor:
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     model = transformers.AutoModelForSeq2SeqLM.from_pretrained(directory).eval()
     tok = transformers.AutoTokenizer.from_pretrained(directory)
     enc = tok(["The kernel module reads a buffer.", "A thread holds the lock."], return_tensors="pt", padding=True)
@@ -215,11 +240,51 @@ def test_lightnings_own_fsdp_strategy_on_cpu_is_refused_in_its_words_before_any_
         make_cli(["-c", str(config_path), "--trainer.strategy", "fsdp", "--trainer.devices", "2"])
 
 
+def test_lightnings_fsdp_precision_refuses_clipping_by_norm_and_sharded_clips_the_whole_gradient():
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+    from pytorch_lightning.plugins.precision import FSDPPrecision
+
+    from bart_pretrain.training.sharding import ShardedPrecision, ShardedStrategy
+
+    with pytest.raises(MisconfigurationException, match="'norm'` is currently not supported for `FSDPPrecision`"):
+        FSDPPrecision("32-true").clip_grad_by_norm(None, 1.0)
+    strategy = ShardedStrategy()
+    strategy.precision_plugin = FSDPPrecision("bf16-mixed")  # what Lightning's connector hands an FSDP strategy
+    assert (
+        isinstance(strategy.precision_plugin, ShardedPrecision) and strategy.precision_plugin.precision == "bf16-mixed"
+    )
+    clipped = []
+    strategy.precision_plugin.sharded_module = type(
+        "Root", (), {"clip_grad_norm_": lambda self, v: clipped.append(v)}
+    )()
+    strategy.precision_plugin.clip_grad_by_norm(None, 0.5)
+    assert clipped == [0.5]
+
+
 # -- two simulated nodes ----------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_unlocked(run_dir: Path, timeout: float = 60) -> None:
+    """Wait until no process holds the run directory's lock, as a scheduler restarts a job once all of its processes
+    are gone: the SIGKILLed runs' DataLoader workers (forked, so holding the lock's file) exit only when they notice
+    their parent is gone, seconds later."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    with open(run_dir / ".lock", "a+") as f:
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{run_dir}/.lock still held after {timeout} s"
+                time.sleep(0.2)
 
 
 def two_nodes(config_path: Path, args: list[str], env: dict, expect: int = 0) -> None:
@@ -236,7 +301,10 @@ def two_nodes(config_path: Path, args: list[str], env: dict, expect: int = 0) ->
             if ON_GPU:  # each "node" its own GPU, as on two machines
                 node_env["CUDA_VISIBLE_DEVICES"] = str(node)
             nodes.append(Forked.cli(argv, env=node_env, log=os.devnull))
-        codes = [n.wait(timeout=240) for n in nodes]
+        try:
+            codes = [n.wait(timeout=240) for n in nodes]
+        except TimeoutError as e:
+            raise AssertionError([n.stderr()[-3000:] for n in nodes]) from e
         assert codes == [expect, expect], [n.stderr()[-2000:] for n in nodes]
     finally:
         for n in nodes:
@@ -263,6 +331,7 @@ def test_two_nodes_read_every_document_once_per_epoch_agree_and_resume_exactly_a
     # Both nodes killed after step 5 (last.ckpt: step 4), both resumed: the batches and weights of the whole run.
     config_path, env = world(tmp_path, "killed", kill_after=5, n_train=n_train)
     two_nodes(config_path, args, env, expect=-9)
+    wait_unlocked(tmp_path / "killed" / "run")
     config = yaml.safe_load(config_path.read_text())
     config["trainer"]["callbacks"][0]["init_args"]["kill_after"] = -1
     config_path.write_text(yaml.safe_dump(config))
