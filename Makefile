@@ -14,7 +14,7 @@ PRETRAIN_ARGS ?=
 FINETUNE_ARGS ?=
 TEST_WORKERS ?= auto
 
-.PHONY: setup data pretrain finetune-summarize ablation test bench gpu-check lint format clean
+.PHONY: setup data pretrain finetune-summarize ablation test test-multiprocess bench gpu-check lint format clean
 
 setup: $(VENV)/.installed
 
@@ -39,9 +39,13 @@ finetune-summarize: setup data
 ablation: setup data
 	$(BIN)/bart-pretrain ablate -c $(ABLATION_CONFIG)
 
-# The whole suite, one worker per core (pytest-xdist; each test file stays on one worker, with its module fixtures)
+# The whole suite, one worker per core (pytest-xdist; each test file stays on one worker, with its module fixtures),
+# but the multi-process scale-out tests: test-multiprocess runs those (about 2 minutes; .ci/run runs both)
 test: setup
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not multiprocess"
+
+test-multiprocess: setup
+	$(BIN)/pytest -n 0 -m multiprocess --durations=0
 
 bench: setup
 	$(BIN)/python -m bart_pretrain.bench

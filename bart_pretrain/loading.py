@@ -1,6 +1,7 @@
 """Loading a trained model without Lightning (inference: ``summarize``, ``export-hf``): :func:`load_model` /
 :func:`load_bart` for our Lightning ``.ckpt`` files (read with ``weights_only=True``, an allow-list of what they
-hold) or a transformers BART directory, and the tokenizer record a checkpoint carries (:data:`TOKENIZER_KEY`).
+hold), the sharded checkpoint directories of ``--trainer.strategy sharded`` (consolidated on reading) or a
+transformers BART directory, and the tokenizer record a checkpoint carries (:data:`TOKENIZER_KEY`).
 Writing checkpoints is training's (``bart_pretrain.training.checkpoints``).
 """
 
@@ -22,6 +23,36 @@ TOKENIZER_KEY = "tokenizer"
 """``checkpoint["tokenizer"]``: ``{"path": absolute path it was read from, "sha256": Tokenizer.fingerprint(),
 "json": the serialized tokenizer}``; the tokenizer travels with the weights (~200 KB beside megabytes of weights), so a
 checkpoint keeps working when the file it came from moves or changes."""
+
+
+SHARDED_META = "meta.pt"
+"""The file of a sharded checkpoint directory (Lightning's FSDP format) holding all but the weights and optimizer
+states, which are torch.distributed.checkpoint shards beside it (``.metadata``, one ``*.distcp`` per rank)."""
+
+
+def is_sharded_checkpoint(path: str | os.PathLike) -> bool:
+    """A directory a sharded save wrote: ``meta.pt`` and ``.metadata`` (and the shards)."""
+    path = Path(path)
+    return path.is_dir() and (path / SHARDED_META).is_file() and (path / ".metadata").is_file()
+
+
+def read_sharded_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A sharded checkpoint directory as the dict an unsharded one holds: ``meta.pt``'s entries plus the full
+    ``state_dict`` gathered from the shards (the optimizer states are left out: inference does not need them).
+    torch.distributed.checkpoint reads it in this one process, without a process group."""
+    import tempfile
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    path = Path(path)
+    ckpt = read_checkpoint(path / SHARDED_META)
+    with tempfile.TemporaryDirectory() as tmp:
+        dcp_to_torch_save(path, Path(tmp) / "consolidated.pt")
+        full = torch.load(Path(tmp) / "consolidated.pt", map_location="cpu", weights_only=True)
+    if not isinstance(full, dict) or "model" not in full:
+        raise UserError(f"{path}: a sharded checkpoint without model weights (keys: {sorted(full)[:5]})")
+    ckpt["state_dict"] = full["model"]
+    return ckpt
 
 
 def tokenizer_record(tokenizer, path: str | os.PathLike | None) -> dict[str, str]:
@@ -99,7 +130,7 @@ def load_model(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     override = Tokenizer.from_file(tokenizer_path) if tokenizer_path is not None else None
-    if path.is_dir():
+    if path.is_dir() and not is_sharded_checkpoint(path):
         from bart_pretrain.hf import load_hf, recorded_settings
 
         model = load_hf(path)
@@ -110,7 +141,7 @@ def load_model(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None
         generation, max_source_length = recorded_settings(path)
         loaded = LoadedModel(model, tokenizer, generation, max_source_length, tok_path, note)
     else:
-        ckpt = read_checkpoint(path)
+        ckpt = read_sharded_checkpoint(path) if path.is_dir() else read_checkpoint(path)
         hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
         if not isinstance(hparams, dict) or "model_config" not in hparams or "state_dict" not in ckpt:
             raise UserError(f"{path}: not a bart-pretrain checkpoint (no hyper_parameters.model_config / state_dict)")

@@ -70,8 +70,9 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False) -> 
     """AdamW with weight decay on matrices only (biases, LayerNorm gains and other 1-D parameters are exempt).
     ``fused``: one kernel per step instead of a chain of foreach ops, where every parameter is on CPU or CUDA
     (Lightning's mixed-precision plugins refuse gradient clipping with a fused optimizer: full precision only)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    # Under FSDP a parameter is a flat shard by now; the strategy records its shape's ndim as `unsharded_ndim`.
+    decay = [p for p in model.parameters() if p.requires_grad and getattr(p, "unsharded_ndim", p.ndim) >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and getattr(p, "unsharded_ndim", p.ndim) < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in decay + no_decay)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)

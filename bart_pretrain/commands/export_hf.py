@@ -16,7 +16,11 @@ from bart_pretrain.io import check_writable_dir
 
 def main(argv: list[str] | None = None) -> int:
     parser = CommandParser(prog="bart-pretrain export-hf", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a Lightning .ckpt of ours, or a transformers BART directory")
+    parser.add_argument(
+        "checkpoint",
+        help="a Lightning .ckpt of ours, a sharded checkpoint directory of ours (--trainer.strategy sharded), or a "
+        "transformers BART directory",
+    )
     parser.add_argument("out_dir", help="directory to write (created if missing)")
     parser.add_argument(
         "--tokenizer",

@@ -21,6 +21,7 @@ from bart_pretrain.training.checkpoints import AtomicCheckpointIO, PretrainCheck
 from bart_pretrain.training.guards import check_lengths, runs_in
 from bart_pretrain.training.initialization import check_init_config
 from bart_pretrain.training.pretrain import PretrainModule
+from bart_pretrain.training.sharding import resumable
 
 
 class PretrainCLI(TrainingCLI):
@@ -78,19 +79,22 @@ class PretrainCLI(TrainingCLI):
 
     def resume_path(self) -> str | None:
         """``--ckpt_path`` as a file: ``last`` is ``<run_dir>/checkpoints/last.ckpt``, which must exist (Lightning would
-        start a new run over the directory instead); a checkpoint of another run directory would have this run
-        overwrite the checkpoints of that one, so it is refused while this one holds any."""
+        start a new run over the directory instead; a sharded one is a directory, and a sharded save killed between
+        its renames left the previous one at ``last.ckpt.previous``, resumed from there); a checkpoint of another
+        run directory would have this run overwrite the checkpoints of that one, so it is refused while this one
+        holds any."""
         value = self.config["ckpt_path"]
         if value is None:
             return None
         last = self.run_dir() / "checkpoints" / "last.ckpt"
         if value == "last":
-            if not last.is_file():
+            found = resumable(last)
+            if found is None:
                 raise UserError(
                     f"--ckpt_path last: no checkpoint to resume at {last.absolute()} (--run_dir {self.run_dir()}); "
                     "leave --ckpt_path out to start a new run, or give the --run_dir of the run to resume"
                 )
-            return str(last)
+            return str(found)
         outside = not Path(value).absolute().is_relative_to(self.run_dir().absolute())
         if outside and runs_in(self.run_dir()):
             raise UserError(

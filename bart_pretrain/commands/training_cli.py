@@ -26,6 +26,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from bart_pretrain.errors import Interrupted, UserError, debugging, reading_input, usage_error
 from bart_pretrain.io import DirectoryLock, check_writable_dir, move_aside
 from bart_pretrain.paths import resolve_config_inputs, resolve_input, shipped, where_looked
+from bart_pretrain.training import sharding  # noqa: F401  (registers --trainer.strategy sharded)
 from bart_pretrain.training.checkpoints import StopOnSignal
 from bart_pretrain.training.guards import check_new_run
 from bart_pretrain.training.model_config import DEFAULT_MODEL_CONFIG

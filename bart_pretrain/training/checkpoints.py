@@ -22,6 +22,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from bart_pretrain.errors import Interrupted, UserError
 from bart_pretrain.io import atomic_open, clean_stale_tmp
+from bart_pretrain.training.sharding import remove_partial
 
 
 class NonFiniteWeightsError(RuntimeError):
@@ -73,7 +74,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 class PretrainCheckpoint(ModelCheckpoint):
     """``last.ckpt`` in ``dirpath``, rewritten every ``every_n_train_steps`` optimizer steps and at the end of
     training; ``--ckpt_path last`` finds it. Keeps no other checkpoint unless ``save_top_k`` says so. At set-up it
-    removes the temporary files killed writes left in ``dirpath`` and its parent (the run directory)."""
+    removes the temporary files killed writes left in ``dirpath`` and its parent (the run directory), and an
+    unfinished sharded ``last.ckpt.partial``."""
 
     def __init__(self, dirpath: str, every_n_train_steps: int = 500, save_top_k: int = 0, **kwargs: Any):
         kwargs.setdefault("save_last", True)
@@ -85,6 +87,9 @@ class PretrainCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero and self.dirpath:  # what a killed write of last.ckpt, the report, ... left
             for directory in (Path(self.dirpath), Path(self.dirpath).parent):
                 clean_stale_tmp(directory)
+            partial = remove_partial(self.last_path)  # a sharded save of last.ckpt that was killed
+            if partial is not None:
+                print(f"removed {partial}: an interrupted write of the sharded checkpoint {self.last_path}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._last_global_step_saved != trainer.global_step:

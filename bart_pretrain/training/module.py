@@ -144,6 +144,8 @@ class Seq2SeqModule(pl.LightningModule):
         scale = self.trainer.world_size * self.trainer.accumulate_grad_batches * LOSS_SCALE / total[1].clamp(min=1)
         torch._foreach_mul_([p.grad for p in params], scale.to(params[0].grad.dtype))
         grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params]))
+        if isinstance(self.trainer.strategy, pl.strategies.FSDPStrategy):  # each rank holds a shard of the gradient
+            grad_norm = self.trainer.strategy.reduce(grad_norm.double().square(), reduce_op="sum").sqrt()
         loss_sum, n_tokens, correct, bad_ranks, grad_norm = torch.cat([total, grad_norm.double()[None]]).tolist()
         expects_overflow = str(self.trainer.precision).startswith("16")  # the fp16 grad scaler skips those steps
         if bad_ranks or not math.isfinite(loss_sum) or (not expects_overflow and not math.isfinite(grad_norm)):

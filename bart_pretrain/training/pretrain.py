@@ -168,7 +168,10 @@ class PretrainModule(Seq2SeqModule):
         probe = self.get_reconstruction_probe()
         if probe is None:
             return
-        result = probe.evaluate(self.model)
+        from bart_pretrain.training.sharding import full_weights
+
+        with full_weights(self.trainer.strategy):  # generation runs the model outside the step: FSDP needs it whole
+            result = probe.evaluate(self.model)
         result["step"] = int(self.trainer.global_step)
         self.last_reconstruction = result
         model, copy = result["model"], result["copy_baseline"]
