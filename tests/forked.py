@@ -5,6 +5,7 @@ transformers again, as a fresh interpreter would. The test of the installed cons
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 
 class Forked:
@@ -118,3 +120,19 @@ def _child(target: Callable[[], int | None], env: dict[str, str], out_fd: int, e
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def wait_unlocked(run_dir: str | os.PathLike, timeout: float = 60) -> None:
+    """Wait until no process holds the run directory's lock, as a scheduler restarts a job once all of its processes
+    are gone: a SIGKILLed run's DataLoader workers (forked, so holding the lock's file) exit only when they notice
+    their parent is gone, seconds later."""
+    deadline = time.monotonic() + timeout
+    with open(Path(run_dir) / ".lock", "a+") as f:
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{run_dir}/.lock still held after {timeout} s"
+                time.sleep(0.2)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from forked import Forked
+from forked import Forked, wait_unlocked
 from pretrain_world import make_world, weights
 
 REPO = Path(__file__).resolve().parent.parent
@@ -266,25 +266,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_unlocked(run_dir: Path, timeout: float = 60) -> None:
-    """Wait until no process holds the run directory's lock, as a scheduler restarts a job once all of its processes
-    are gone: the SIGKILLed runs' DataLoader workers (forked, so holding the lock's file) exit only when they notice
-    their parent is gone, seconds later."""
-    import fcntl
-    import time
-
-    deadline = time.monotonic() + timeout
-    with open(run_dir / ".lock", "a+") as f:
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, f"{run_dir}/.lock still held after {timeout} s"
-                time.sleep(0.2)
 
 
 def two_nodes(config_path: Path, args: list[str], env: dict, expect: int = 0) -> None:

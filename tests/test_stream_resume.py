@@ -8,7 +8,6 @@ loads :class:`Recorder` from this module (the tests folder is on its PYTHONPATH)
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from forked import Forked
+from forked import Forked, wait_unlocked
 from pretrain_world import make_world
 
 MAX_STEPS = 22
@@ -95,20 +94,6 @@ def _launch(config: Path, *args: str) -> Forked:
     return Forked.cli(argv, env=env, log=config.parent / f"stdout{len(args)}.log")
 
 
-def _wait_for_lock(run_dir: Path, timeout: float = 60) -> None:
-    """The killed run's DataLoader workers (forked, so sharing its lock) end a moment after it: wait for the lock."""
-    deadline = time.monotonic() + timeout
-    with open(run_dir / ".lock", "a") as f:
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, f"{run_dir}/.lock still held {timeout} s after the kill"
-                time.sleep(0.2)
-
-
 @pytest.mark.slow  # three 2-rank runs: about a minute on 2 cores
 def test_streaming_ddp_with_workers_killed_mid_epoch_resumes_the_exact_sequence(tmp_path):
     reference = _world(tmp_path / "uninterrupted")
@@ -147,7 +132,7 @@ def test_streaming_ddp_with_workers_killed_mid_epoch_resumes_the_exact_sequence(
         (root / f"rank{rank}.jsonl").unlink()
     hold.unlink()
 
-    _wait_for_lock(root / "run")
+    wait_unlocked(root / "run")
     with _launch(killed, "--ckpt_path", "last") as run:
         assert run.wait(timeout=300) == 0, run.stderr()[-3000:]
     resumed = [before[r] + _records(root, r) for r in range(2)]
