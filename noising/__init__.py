@@ -1,9 +1,9 @@
 """BART's document corruptions as small, typed, reproducible functions (numpy only).
 
 A noise is a frozen dataclass (validated hyper-parameters) called as ``noise(doc, rng, ctx)`` -> new
-:class:`Document`; a :class:`Pipeline` applies several in order; :func:`build_pipeline` builds one from config
-specs (short names or import paths; plug-ins through the ``bart_pretrain.noising`` entry-point group);
-:mod:`noising.testing` is the contract test for plug-in authors. A pipeline checks every plug-in's output and the
+:class:`Document`; a :class:`Pipeline` (a noise recipe) applies several in order; a config names each by its import
+path (:mod:`noising.registry`: :data:`BUILTINS`, installed plug-ins); :mod:`noising.testing` is the contract test for
+plug-in authors. A pipeline checks every plug-in's output and the
 global random generators' states (:mod:`noising.global_random`) on each call, and :func:`check_plugins` checks them
 at start-up (same seed, same output); a violation is a :class:`PluginContractError` naming the class and the rule.
 See the README's plug-in guide.
@@ -50,20 +50,20 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
 from noising._ops import edit
 from noising.base import Document, Noise, NoiseContext, sample_rng
 from noising.document_rotation import DocumentRotation
-from noising.pipeline import NoiseSpec, Pipeline, PluginContractError, build_pipeline, check_plugins
+from noising.pipeline import Pipeline, PluginContractError, check_plugins
 from noising.random_insertion import RandomInsertion
-from noising.registry import available, register
+from noising.registry import BUILTINS
 from noising.sentence_permutation import SentencePermutation
 from noising.text_infilling import TextInfilling
 from noising.token_deletion import TokenDeletion
 from noising.token_masking import TokenMasking
 
 __all__ = [
+    "BUILTINS",
     "Document",
     "DocumentRotation",
     "Noise",
     "NoiseContext",
-    "NoiseSpec",
     "Pipeline",
     "PluginContractError",
     "RandomInsertion",
@@ -71,10 +71,7 @@ __all__ = [
     "TextInfilling",
     "TokenDeletion",
     "TokenMasking",
-    "available",
     "edit",
-    "build_pipeline",
     "check_plugins",
-    "register",
     "sample_rng",
 ]

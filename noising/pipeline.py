@@ -1,46 +1,46 @@
-"""An ordered list of noises built from config specs, with a cheap output check around plug-ins.
+"""An ordered list of noises (a recipe, built by the config parser or in code), with a cheap output check around
+plug-ins.
 
-``build_pipeline([{"class_path": "text_infilling", "init_args": {"ratio": 0.3}}, ...])``; class_path is a
-registry name (see :mod:`noising.registry`) or an import path. Built-ins are trusted (their tests prove the
-contract); any other noise runs on read-only views of its input, its output is checked, and so are the global random
-generators (a plug-in must draw from its rng argument only).
+``Pipeline([TextInfilling(ratio=0.3), SentencePermutation()])``. Built-ins (:data:`noising.BUILTINS`) are trusted
+(their tests prove the contract); any other noise runs on read-only views of its input, its output is checked, and so
+are the global random generators (a plug-in must draw from its rng argument only).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NotRequired, TypedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from noising.base import Document, Noise, NoiseContext, sample_rng
 from noising.global_random import changed, global_random_state
-from noising.registry import resolve
+from noising.registry import BUILTINS
 
 
-class NoiseSpec(TypedDict):
-    """One noise of a recipe, as a config writes it (the type of ``--data.noise`` as a list)."""
-
-    class_path: str
-    """A registry name (``text_infilling``, a plug-in's entry-point name) or an import path (``my_pkg.WordShuffle``)."""
-    init_args: NotRequired[dict[str, Any]]
-    """The noise's hyper-parameters (its dataclass fields); omitted: its defaults."""
-
-
+@dataclass(frozen=True, repr=False)
 class Pipeline:
-    """Applies ``noises`` in order to one document, all drawing from the sample's generator."""
+    """A noise recipe: ``noises`` applied in order to one document, all drawing from the sample's generator (the type
+    of ``--data.noise``; a recipe file, ``configs/noise/*.yaml``, holds its ``noises``)."""
 
-    def __init__(self, noises: Iterable[Noise]):
-        self.noises: tuple[Noise, ...] = tuple(noises)
+    noises: list[Noise] = field(default_factory=list)
+    """The noises, applied in order, each ``{class_path: noising.TextInfilling, init_args: {ratio: 0.3}}``: an import
+    path (a plug-in's too: ``my_pkg.WordShuffle``) or the class name of a built-in or installed noise."""
+
+    def __post_init__(self) -> None:
+        # A copy, so the caller's list cannot change it; a list, not a tuple: the config parser prints a list's noises.
+        object.__setattr__(self, "noises", list(self.noises))
         for i, noise in enumerate(self.noises):
             if not isinstance(noise, Noise):
                 raise TypeError(f"noises[{i}]={noise!r}: not a noising.Noise instance")
-        self.trusted = tuple(type(n).__module__.startswith("noising.") for n in self.noises)
-        """Per noise: a built-in (its tests prove the contract) rather than a plug-in (checked on every call)."""
-        self.plugins = tuple(_name(n) for n, t in zip(self.noises, self.trusted, strict=True) if not t)
-        """The plug-ins' names (``module.Class``), as errors name them."""
+        trusted = tuple(type(n) in BUILTINS for n in self.noises)
+        object.__setattr__(self, "trusted", trusted)
+        object.__setattr__(self, "plugins", tuple(_name(n) for n, t in zip(self.noises, trusted, strict=True) if not t))
+
+    trusted: tuple[bool, ...] = field(init=False, compare=False)
+    """Per noise: a built-in (its tests prove the contract) rather than a plug-in (checked on every call)."""
+    plugins: tuple[str, ...] = field(init=False, compare=False)
+    """The plug-ins' names (``module.Class``), as errors name them."""
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
         for noise, trusted in zip(self.noises, self.trusted, strict=True):
@@ -50,51 +50,8 @@ class Pipeline:
     def __len__(self) -> int:
         return len(self.noises)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # what a checkpoint's data plan records: unchanged, so older checkpoints resume
         return f"Pipeline({list(self.noises)!r})"
-
-
-def build_pipeline(specs: Sequence[NoiseSpec | Mapping | Noise]) -> Pipeline:
-    """A pipeline from ``[{"class_path": ..., "init_args": {...}}, ...]`` (Noise instances pass through)."""
-    if isinstance(specs, (str, bytes, Mapping)) or not isinstance(specs, Sequence):
-        raise TypeError(f"noise specs must be a list of {{class_path, init_args}} mappings, got {type(specs).__name__}")
-    return Pipeline(_build_one(i, spec) for i, spec in enumerate(specs))
-
-
-def _build_one(i: int, spec) -> Noise:
-    if isinstance(spec, Noise):
-        return spec
-    where = f"noises[{i}]"
-    if not isinstance(spec, Mapping):
-        raise TypeError(f"{where}={spec!r}: must be a mapping with keys class_path and init_args")
-    unknown = set(spec) - {"class_path", "init_args"}
-    if unknown or "class_path" not in spec:
-        raise ValueError(f"{where}: keys must be class_path (required) and init_args (optional); got {sorted(spec)}")
-    init_args = spec.get("init_args") or {}
-    if not isinstance(init_args, Mapping):
-        raise TypeError(f"{where}.init_args={init_args!r}: must be a mapping of parameter names to values")
-    try:
-        cls = resolve(spec["class_path"])
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{where}: {e}") from e
-    params = _parameters(cls)
-    bad = [k for k in init_args if k not in params]
-    if bad:
-        raise ValueError(
-            f"{where}: {cls.__name__} has no parameter {', '.join(map(repr, bad))}; "
-            f"its parameters are: {', '.join(params) or '(none)'}"
-        )
-    try:
-        return cls(**init_args)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{where} ({spec['class_path']}): {e}") from e
-
-
-def _parameters(cls: type) -> list[str]:
-    if dataclasses.is_dataclass(cls):
-        return [f.name for f in dataclasses.fields(cls) if f.init]
-    sig = inspect.signature(cls)
-    return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _name(noise: Noise) -> str:
@@ -199,8 +156,8 @@ def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = 
         for seed in seeds:
             first = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
             again = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
-            for field in ("tokens", "word_starts", "sentence_starts"):
-                if not np.array_equal(getattr(first, field), getattr(again, field)):
+            for part in ("tokens", "word_starts", "sentence_starts"):
+                if not np.array_equal(getattr(first, part), getattr(again, part)):
                     raise _broke(
-                        name, f"gave two different outputs ({field}) for one document and one seed ({seed})", RNG_RULE
+                        name, f"gave two different outputs ({part}) for one document and one seed ({seed})", RNG_RULE
                     )

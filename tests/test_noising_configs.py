@@ -1,14 +1,17 @@
-"""Every shipped noise recipe parses into the pipeline it documents; load_noise errors are clear."""
+"""Every shipped noise recipe parses into the pipeline it documents; load_noise (the parser of --data.noise) errors
+are one line naming the file, the value and what is allowed; the built-ins are one tuple, the contract tests' list."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import noising
-from bart_pretrain.data.noise_config import RECIPE_DIR, load_noise
+from bart_pretrain.data.noise_config import RECIPE_DIR, load_noise, recipe_of
 
 
 @pytest.mark.parametrize("path", sorted(RECIPE_DIR.glob("*.yaml")), ids=lambda p: p.name)
@@ -25,10 +28,10 @@ def test_identity_recipe_returns_every_document_unchanged():
 
 def test_bart_large_recipe_is_the_papers():
     pipe = load_noise("configs/noise/bart_large.yaml")
-    assert pipe.noises == (
+    assert pipe.noises == [
         noising.TextInfilling(ratio=0.3, poisson_lambda=3.5, whole_words=True, replace_length=1, mask_random=0.1),
         noising.SentencePermutation(ratio=1.0),
-    )
+    ]
 
 
 def test_one_recipe_per_paper_noise():
@@ -37,7 +40,7 @@ def test_one_recipe_per_paper_noise():
     assert paper <= names
     for name in paper:
         (noise,) = load_noise(name).noises
-        assert type(noise) is type(noising.build_pipeline([{"class_path": name}]).noises[0])
+        assert type(noise).__name__ == name.title().replace("_", "") and type(noise) in noising.BUILTINS
 
 
 def test_missing_recipe_lists_the_shipped_ones(tmp_path):
@@ -47,14 +50,72 @@ def test_missing_recipe_lists_the_shipped_ones(tmp_path):
 
 def test_recipe_errors_name_the_file_and_the_noise(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("noises:\n  - class_path: text_infilling\n    init_args: {ratio: 1.5}\n")
-    with pytest.raises(ValueError, match=r"bad.yaml: noises\[0\] \(text_infilling\): TextInfilling.ratio=1.5"):
+    bad.write_text("noises:\n  - class_path: noising.TextInfilling\n    init_args: {ratio: 1.5}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: TextInfilling.ratio=1.5: must be a number in \[0, 1\]$"):
         load_noise(bad)
-    bad.write_text("noise:\n  - class_path: text_infilling\n")
+    bad.write_text("noise:\n  - class_path: TextInfilling\n")
     with pytest.raises(ValueError, match="top level must be `noises:"):
         load_noise(bad)
-    assert len(load_noise([{"class_path": "token_deletion"}])) == 1
+    assert len(load_noise([{"class_path": "TokenDeletion"}])) == 1
     assert load_noise(Path("configs/noise/token_deletion.yaml")).noises == load_noise("token_deletion").noises
+
+
+@pytest.mark.parametrize(
+    ("noise", "message"),
+    [
+        ({"class_path": "text_infilling"}, "class_path: text_infilling is the former short name of "
+         "noising.TextInfilling: write that instead"),
+        ({"class_path": "text_infiling"}, "unknown noise 'text_infiling': name a noise by its import path "
+         "(my_pkg.MyNoise) or by the class name of a built-in or installed one: DocumentRotation, RandomInsertion, "
+         "SentencePermutation, TextInfilling, TokenDeletion, TokenMasking"),
+        ({"class_path": "TextInfilling", "init_args": {"lamda": 3}}, "Option 'lamda' is not accepted; TextInfilling's "
+         "parameters: ratio, poisson_lambda, whole_words, replace_length, mask_random"),
+        ({"class_path": "TokenMasking", "init_args": {"ratio": "a"}}, 'key "ratio": Expected a <class \'float\'>'),
+        ({"class_path": "no_such_module.Noise"}, "No module named 'no_such_module'; a module of your own must be "
+         "importable: put its directory on PYTHONPATH"),
+        ({"class_pth": "TextInfilling"}, "Option 'class_pth' is not accepted; a noise is written {class_path: "),
+        ({"class_path": "noising.Document"}, "Import path noising.Document does not correspond to a subclass of Noise"),
+    ],
+)  # fmt: skip
+def test_a_bad_noise_is_one_line_naming_the_file_the_value_and_what_is_allowed(tmp_path, noise, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"noises": [{"class_path": "TokenMasking"}, noise]}))
+    with pytest.raises(ValueError) as err:
+        load_noise(recipe)
+    assert str(err.value).startswith(f"{recipe}: ") and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_noise_is_named_by_import_path_or_class_name_and_every_field_is_typed():
+    short = load_noise([{"class_path": "TextInfilling", "init_args": {"ratio": 0.2}}, "SentencePermutation"])
+    full = load_noise([{"class_path": "noising.text_infilling.TextInfilling", "init_args": {"ratio": 0.2}},
+                       {"class_path": "noising.SentencePermutation"}])  # fmt: skip
+    assert short == full == noising.Pipeline([noising.TextInfilling(ratio=0.2), noising.SentencePermutation()])
+    assert load_noise(None) == load_noise({"noises": []}) == noising.Pipeline([])
+
+
+def test_a_recipe_round_trips_through_its_plain_record():
+    pipe = load_noise("bart_large")
+    fields = {"ratio": 0.3, "poisson_lambda": 3.5, "whole_words": True, "replace_length": 1, "mask_random": 0.1}
+    assert recipe_of(pipe)[0] == {"class_path": "noising.TextInfilling", "init_args": fields}
+    assert load_noise(recipe_of(pipe)) == pipe
+
+
+def test_the_builtins_are_the_noises_the_contract_tests_cover():
+    from test_noising import NOISES, ZERO
+
+    assert len(set(noising.BUILTINS)) == len(noising.BUILTINS)
+    assert {type(n) for n in NOISES} == set(noising.BUILTINS) == set(ZERO)
+    assert set(noising.BUILTINS) == {c for c in vars(noising).values() if isinstance(c, type)
+                                     and issubclass(c, noising.Noise) and c is not noising.Noise}  # fmt: skip
+
+
+def test_a_pipeline_trusts_exactly_the_builtins():
+    @dataclasses.dataclass(frozen=True)
+    class Mine(noising.TokenMasking):  # a subclass of a built-in is a plug-in: checked on every call
+        pass
+
+    pipe = noising.Pipeline([noising.TokenMasking(), Mine(), noising.TextInfilling()])
+    assert pipe.trusted == (True, False, True) and len(pipe.plugins) == 1 and pipe.plugins[0].endswith(".Mine")
 
 
 def test_noise_bench_prints_a_row_per_recipe(capsys):
