@@ -103,7 +103,7 @@ def test_a_noise_recipe_given_inline_is_the_pipeline(world, tmp_path):
     assert pretrain.make_cli(argv).datamodule.noise.noises[-1] == DocumentRotation()  # appended to the config's
 
 
-def test_a_noise_spec_with_a_misspelled_key_is_a_usage_error(world, tmp_path, capsys):
+def test_a_noise_with_a_misspelled_key_is_a_usage_error(world, tmp_path, capsys):
     config, _ = world
     mine = yaml.safe_load(config.read_text())
     mine["data"]["noise"] = {"noises": [{"class_pth": "TokenMasking"}]}
