@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import noising
-from bart_pretrain.data.noise_config import RECIPE_DIR, load_noise, recipe_of
+from bart_pretrain.data.noise_config import RECIPE_DIR, explain, load_noise, recipe_of
 
 
 @pytest.mark.parametrize("path", sorted(RECIPE_DIR.glob("*.yaml")), ids=lambda p: p.name)
@@ -83,6 +83,21 @@ def test_a_bad_noise_is_one_line_naming_the_file_the_value_and_what_is_allowed(t
     with pytest.raises(ValueError) as err:
         load_noise(recipe)
     assert str(err.value).startswith(f"{recipe}: ") and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_explain_leaves_other_keys_messages_alone():
+    message = 'Parser key "trainer.callbacks":\n  Expected a dot import path string: foo'
+    assert explain(message) == message
+    noise_message = message.replace("trainer.callbacks", "data.noise.noises")
+    assert explain(noise_message).startswith(f"{noise_message}; unknown noise 'foo': name a noise by its import path")
+
+
+def test_the_data_module_takes_a_pipeline_not_a_path():
+    from bart_pretrain.data.pretrain_module import BART_LARGE, PretrainDataModule
+
+    assert BART_LARGE == load_noise("bart_large") and PretrainDataModule().noise is BART_LARGE  # the default recipe
+    with pytest.raises(TypeError, match=r"^data.noise='configs/noise/bart_large.yaml': must be a noising.Pipeline"):
+        PretrainDataModule(noise="configs/noise/bart_large.yaml")
 
 
 def test_a_noise_is_named_by_import_path_or_class_name_and_every_field_is_typed():

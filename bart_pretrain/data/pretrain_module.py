@@ -89,6 +89,11 @@ class PretrainDataModule(pl.LightningDataModule):
         super().__init__()
         if max_tokens < max_length:
             raise ValueError(f"data.max_tokens={max_tokens} must be >= data.max_length={max_length}")
+        if not isinstance(noise, noising.Pipeline):
+            raise TypeError(
+                f"data.noise={noise!r}: must be a noising.Pipeline (the command line reads a recipe file into one; in "
+                "Python: bart_pretrain.data.noise_config.load_noise(path))"
+            )
         if isinstance(noise_schedule, dict):
             noise_schedule = NoiseSchedule(**noise_schedule)
         if noise_schedule is not None and noise_schedule.steps and streaming:
