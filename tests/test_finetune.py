@@ -9,9 +9,9 @@ import torch
 from pretrain_world import TINY_SHAPE, summary_pairs
 
 from bart_pretrain.commands.finetune import main as finetune_main
-from bart_pretrain.data.summarization_pairs import collate_pairs
+from bart_pretrain.data.pairs import collate_pairs
 from bart_pretrain.tokenizer import train_tokenizer
-from bart_pretrain.training.finetune import MissingCheckpointError, SummarizationModule
+from bart_pretrain.training.finetune import FinetuneModule, MissingCheckpointError
 from bart_pretrain.training.losses import token_cross_entropy
 
 TINY = TINY_SHAPE | {"dropout": 0.0}
@@ -48,7 +48,7 @@ def test_label_smoothed_cross_entropy_matches_the_hand_value():
 
 
 def test_padding_contributes_nothing_to_the_loss(tok_path):
-    module = SummarizationModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
+    module = FinetuneModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
     rows = [{"input_ids": [0, 10, 11, 12, 2], "labels": [0, 20, 21, 2]}, {"input_ids": [0, 13, 2], "labels": [0, 2]}]
     tight = collate_pairs(rows, pad_id=1)
     padded = {k: torch.nn.functional.pad(v, (0, 5), value=0 if k == "attention_mask" else 1) for k, v in tight.items()}
@@ -65,7 +65,7 @@ def test_padding_contributes_nothing_to_the_loss(tok_path):
 def test_module_loss_is_label_smoothed_cross_entropy_summed_over_real_tokens(tok_path):
     from bart_pretrain.data.batching import shift_tokens_right
 
-    module = SummarizationModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
+    module = FinetuneModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
     batch = collate_pairs([{"input_ids": [0, 10, 11, 2], "labels": [0, 20, 21, 22, 2]},
                            {"input_ids": [0, 13, 2], "labels": [0, 2]}], pad_id=1)  # fmt: skip
     labels = batch["labels"]
@@ -83,7 +83,7 @@ def test_module_loss_is_label_smoothed_cross_entropy_summed_over_real_tokens(tok
 def test_missing_default_checkpoint_says_run_make_pretrain(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(MissingCheckpointError, match="Run `make pretrain` first"):
-        SummarizationModule()
+        FinetuneModule()
 
 
 def test_finetune_command_reports_a_clear_error_without_checkpoint(tmp_path, monkeypatch, capsys):
@@ -102,7 +102,7 @@ def run_finetune(root, data_dir, tok_path, *extra):
         "--trainer.enable_model_summary", "false", "--seed_everything", "0",
         "--model.tokenizer_path", tok_path, "--model.optim.lr", "1e-3", "--model.optim.warmup_steps", "1",
         "--model.generation.num_beams", "2", "--model.generation.max_length", "8",
-        "--data.source", str(data_dir), "--data.max_tokens", "256", "--data.rouge_subset", "4",
+        "--data.source", str(data_dir), "--data.max_tokens", "256", "--data.metric_subset", "4",
         "--data.max_source_length", "128",  # the tiny model's positions
     ]  # fmt: skip
     return finetune_main(args + list(extra))

@@ -23,8 +23,8 @@ import yaml
 from pretrain_world import make_world
 
 from bart_pretrain.cli import main as cli_main
-from bart_pretrain.data.documents import encode_document, load_text_dataset, tokenize_dataset
-from bart_pretrain.data.pretrain_stream import check_stream_source
+from bart_pretrain.data.documents import encode_document, tokenize_dataset
+from bart_pretrain.data.files import check_stream_source, load_text_dataset
 from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
 from bart_pretrain.training import guards
 

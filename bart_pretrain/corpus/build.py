@@ -233,7 +233,7 @@ def build(
 ) -> dict:
     """Build everything under ``out`` from ``inputs``; returns the manifest. Skips all work when up to date."""
     from bart_pretrain.io import clean_stale_tmp
-    from bart_pretrain.metrics import lead_sentence, rouge
+    from bart_pretrain.metrics import lead, rouge
     from bart_pretrain.tokenizer import train_tokenizer
 
     t0 = time.perf_counter()
@@ -259,7 +259,7 @@ def build(
         by_split[debian.split_of(p.source)].append(p)
     if not by_split["test"] or not by_split["train"]:
         raise BuildError(f"only {len(pairs)} summarization pairs: too few to split ({inputs.kind} source)")
-    lead1 = rouge([lead_sentence(p.document) for p in by_split["test"]], [p.summary for p in by_split["test"]])
+    lead1 = rouge([lead(p.document) for p in by_split["test"]], [p.summary for p in by_split["test"]])
 
     # Pretraining corpus: documentation prose + descriptions of TRAIN pairs only
     docs = inputs.documents()
