@@ -47,7 +47,7 @@ class FinetuneModule(Seq2SeqModule):
         generation: GenerationConfig | None = None,
         max_source_length: int = 512,
         eval_max_tokens: int = 8192,
-        metrics: list[MetricName] | None = None,
+        metrics: tuple[MetricName, ...] = ("rouge",),
         baseline: str = "lead-1",
         compile: bool = False,
     ):
@@ -71,7 +71,7 @@ class FinetuneModule(Seq2SeqModule):
                 ``--data.max_source_length``).
             eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
             metrics: the task's metrics, at validation (on ``--data.metric_subset`` pairs) and on the test split:
-                rouge (ROUGE-1/2/L), bleu, chrf (sacreBLEU), exact_match; default [rouge].
+                rouge (ROUGE-1/2/L), bleu, chrf (sacreBLEU), exact_match.
             baseline: what the test evaluation reports beside the model: lead-K (the first K sentences of the
                 source), copy (the source itself) or none.
             compile: ``torch.compile`` the training step (encoder-decoder and loss kernel), as pretraining's
@@ -80,7 +80,7 @@ class FinetuneModule(Seq2SeqModule):
         super().__init__()
         from bart_pretrain.loading import tokenizer_record
 
-        metrics = list(metrics or ["rouge"])
+        metrics = list(metrics)
         check_metrics(metrics)
         check_baseline(baseline)
         self.metrics, self.baseline = metrics, baseline
