@@ -97,7 +97,7 @@ MATRIX = [
     ("non_utf8_file", lambda w, d: _train(_file(d, "latin1.txt", "café crème.".encode("latin-1"))), ValueError,
      r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9 at byte offset 3\)"),
     ("jsonl_rows_without_the_text_column", lambda w, d: _train(_jsonl(d, "body.jsonl", [{"body": "Hello."}])),
-     ValueError, r"body\.jsonl: no column 'text' \(columns: \['body'\]\)"),
+     ValueError, r"body\.jsonl: no column 'text' \(--data\.text_column\); the columns present: \['body'\]"),
     ("parquet_text_column_of_ints", lambda w, d: _train(_parquet_of_ints(d)), ValueError,
      r"ints\.parquet: column 'text' holds Value\('int64'\), not strings"),
     ("every_document_empty", lambda w, d: _train(_jsonl(d, "blank.jsonl", [{"text": ""}, {"text": "  \n"}])),
@@ -108,7 +108,7 @@ MATRIX = [
      "--data.streaming", "true"), ValueError, r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9"),
     ("streaming_jsonl_without_the_text_column", lambda w, d: _train(
      _jsonl(d, "body.jsonl", [{"body": "Hello."}]), "--data.streaming", "true"), ValueError,
-     r"body\.jsonl: no column 'text' \(columns: \['body'\]\)"),
+     r"body\.jsonl: no column 'text' \(--data\.text_column\); the columns present: \['body'\]"),
     ("noise_ratio_1.5", lambda w, d: _recipe(d, {"class_path": "text_infilling", "init_args": {"ratio": 1.5}}),
      ValueError, r"noise\.yaml: noises\[0\] \(text_infilling\): TextInfilling\.ratio=1\.5: must be a number in \[0, "),
     ("noise_ratio_-0.1", lambda w, d: _recipe(d, {"class_path": "token_masking", "init_args": {"ratio": -0.1}}),
@@ -145,12 +145,12 @@ def test_bad_input_fails_before_training_with_a_clear_error(
 
 @pytest.mark.parametrize("case", [c for c in MATRIX if c[0].startswith(("noise_", "unknown_noise", "plugin_class"))])
 def test_a_bad_noise_recipe_fails_before_the_corpus_is_read(world, tmp_path, monkeypatch, case):
-    import bart_pretrain.data.documents as documents
+    import bart_pretrain.data.files as files
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the corpus was read before the noise recipe was checked")
 
-    monkeypatch.setattr(documents, "load_text_dataset", no_reading)
+    monkeypatch.setattr(files, "load_text_dataset", no_reading)
     monkeypatch.syspath_prepend(str(FIXTURES))
     monkeypatch.setenv("BART_PRETRAIN_DEBUG", "1")
     name, build, error, message = case
@@ -242,7 +242,11 @@ def test_guard_names_the_differing_shape_fields_of_a_resume_checkpoint(trained):
     [
         ("empty.jsonl", b"", r"empty\.jsonl: the file is empty"),
         ("latin1.txt", "café.".encode("latin-1"), r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9 at byte offset 3"),
-        ("body.jsonl", b'{"body": "x"}\n', r"body\.jsonl: no column 'text' \(columns: \['body'\]\)"),
+        (
+            "body.jsonl",
+            b'{"body": "x"}\n',
+            r"body\.jsonl: no column 'text' \(--data\.text_column\); the columns present: \['body'\]",
+        ),
         ("ints.jsonl", b'{"text": 5}\n', r"ints\.jsonl: column 'text' holds int \(5\), not strings"),
     ],
 )
