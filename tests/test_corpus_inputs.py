@@ -165,7 +165,7 @@ def test_noise_preview_reads_a_directory_gzip_and_bom_and_names_a_bad_row(corpus
     )
 
 
-def test_summarization_pairs_read_gzip_bom_and_a_split_folder(tmp_path):
+def test_fine_tuning_pairs_read_gzip_bom_and_a_split_folder(tmp_path):
     pair = {"document": "A long document.", "summary": "Short."}
     write(tmp_path / "train.jsonl.gz", BOM + (json.dumps(pair) + "\n").encode())
     write(tmp_path / "validation.csv", BOM + b"document,summary\nAnother document.,Other.\n")
@@ -220,6 +220,27 @@ def test_parquet_shards_and_saved_datasets_give_the_same_documents_in_memory_and
     check_stream_source(shaped[name])
     assert [row["text"] for row in StreamRows(shaped[name], "text")()] == EXPECTED
     assert read_texts(shaped[name], 2) == EXPECTED[:2]
+
+
+def test_fine_tuning_pairs_read_a_saved_dataset_dict_and_parquet_split_folders(tmp_path):
+    import datasets
+
+    rows = {s: [{"synopsis": f"{s} tool {i}", "package": f"{s}{i}"} for i in range(3)] for s in ("train", "test")}
+    datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in rows.items()}).save_to_disk(tmp_path / "saved")
+    for split in ("train", "test"):
+        got = load_pairs(str(tmp_path / "saved"), split, "synopsis", "package").to_list()
+        assert got == [{"source": r["synopsis"], "target": r["package"]} for r in rows[split]]
+    with pytest.raises(ValueError, match=r"saved: a saved DatasetDict without a 'validation' split \(splits: "):
+        load_pairs(str(tmp_path / "saved"), "validation", "synopsis", "package")
+    _parquet(tmp_path / "shards" / "train" / "part-0.parquet", ["a", "b"], column="synopsis")
+    with pytest.raises(ValueError, match=r"part-0\.parquet: no column 'package' \(--data\.target_column\); the columns "
+                       r"present: \['id', 'synopsis'\]$"):  # fmt: skip
+        load_pairs(str(tmp_path / "shards"), "train", "synopsis", "package")
+    write(tmp_path / "odd" / "train.tsv", b"a\tb\n")
+    with pytest.raises(
+        ValueError, match=r"odd: no train split \(looked for train\.<txt\|text\|jsonl\|json\|csv\|parquet>"
+    ):
+        load_pairs(str(tmp_path / "odd"), "train")
 
 
 def test_a_saved_dataset_is_refused_with_the_errors_of_any_file(tmp_path, shaped):

@@ -242,23 +242,13 @@ def split_files(directory: str, split: str) -> list[str]:
 
 
 def _source_files(source: str | os.PathLike | list, split: str | None) -> tuple[list[str], str]:
-    """:func:`local_files`; with ``split``, a directory that holds split files (``train.jsonl``, ``test/``, ...) and is
-    no ``save_to_disk`` directory stands for those of ``split``."""
+    """:func:`local_files`; with ``split``, a directory (not a ``save_to_disk`` one) is a directory of splits and
+    stands for the files of ``split`` (:func:`split_files`): never the same files for every split."""
     if split is not None and isinstance(source, (str, os.PathLike)):
         s = str(source)
-        if os.path.isdir(s) and not is_saved_dataset(s) and _holds_splits(s):
+        if os.path.isdir(s) and not is_saved_dataset(s):
             return local_files(split_files(s, split))
     return local_files(source)
-
-
-def _holds_splits(directory: str) -> bool:
-    return any(
-        os.path.isfile(os.path.join(directory, name))
-        and name.split(".")[0] in SPLITS
-        and (file_format(name) is not None)
-        or (name in SPLITS and os.path.isdir(os.path.join(directory, name)))
-        for name in os.listdir(directory)
-    )
 
 
 def read_dataset(
@@ -274,11 +264,11 @@ def read_dataset(
     ``source``: a local file, a directory (every file under it, recursively, sorted, all of one format), a glob or a
     list of them, in the formats of :data:`READABLE` (``.txt``: one document per blank-line-separated block, in the
     column ``text``, renamed to the one column asked for); a UTF-8 byte-order mark is dropped; a ``save_to_disk``
-    directory (of a ``DatasetDict``, its ``split``); with ``splits_in_directory``, a directory holding
-    ``<split>.<suffix>`` files or ``<split>/`` folders stands for those of ``split``. Anything else is the name of a
-    ``datasets`` dataset (hub, when online; ``dataset_config``, ``split``). Problems raise a one-line ``ValueError``
-    naming the file and what is wrong (no such file, unknown suffix, empty or non-UTF-8, formats mixed, a missing
-    column with the columns present, a column that is not text).
+    directory (of a ``DatasetDict``, its ``split``); with ``splits_in_directory``, a directory is one of splits,
+    ``<split>.<suffix>`` files or ``<split>/`` folders, and stands for those of ``split``. Anything else is the name
+    of a ``datasets`` dataset (hub, when online; ``dataset_config``, ``split``). Problems raise a one-line
+    ``ValueError`` naming the file and what is wrong (no such file, unknown suffix, empty or non-UTF-8, formats
+    mixed, a missing column with the columns present, a column that is not text).
     """
     import datasets
 
