@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 TOKENIZE = """
 import sys, time, datasets
-from bart_pretrain.data.documents import load_text_dataset, tokenize_dataset
+from bart_pretrain.data.documents import tokenize_dataset
+from bart_pretrain.data.files import load_text_dataset
 from bart_pretrain.tokenizer import Tokenizer
 datasets.disable_progress_bars()
 files, num_proc = sys.argv[1].split(","), int(sys.argv[2])

@@ -42,7 +42,7 @@ def write_grid(root: Path, **fields) -> Path:
                     "log_every_n_steps": 1, "enable_progress_bar": False, "enable_model_summary": False},
         "model": {"optim": {"lr": 1e-3, "warmup_steps": 1}, "dropout": 0.0,
                   "generation": {"num_beams": 2, "max_length": 8, "min_length": 1}},
-        "data": {"source": str(pairs), "max_tokens": 256, "rouge_subset": 0, "num_workers": 0,
+        "data": {"source": str(pairs), "max_tokens": 256, "metric_subset": 0, "num_workers": 0,
                  "max_source_length": 128},  # the tiny model's positions
     }  # fmt: skip
     (root / "finetune.yaml").write_text(yaml.safe_dump(finetune))

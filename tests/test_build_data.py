@@ -262,6 +262,9 @@ def test_build_is_byte_identical_and_skips_when_up_to_date(tmp_path, capsys):
     rows = [json.loads(line) for line in first["summarization/test.jsonl"].decode().splitlines()]
     assert rows and set(rows[0]) == {"id", "source", "document", "summary"}
     assert all(debian.split_of(r["source"]) == "test" for r in rows)
+    names = [json.loads(line) for line in first["package_names/test.jsonl"].decode().splitlines()]
+    assert names == [{"synopsis": r["summary"], "package": r["id"]} for r in rows]  # the same packages, same split
+    assert set(manifest["package_names_copy_test"]) == {"exact_match", "chrf"}
     corpus_ids = {
         json.loads(line)["id"] for f in ("train", "validation") for line in first[f"corpus/{f}.jsonl"].splitlines()
     }

@@ -14,9 +14,10 @@ from pretrain_world import make_world
 
 from bart_pretrain.cli import main as cli_main
 from bart_pretrain.commands import noise_preview
-from bart_pretrain.data.documents import encode_documents, load_text_dataset
-from bart_pretrain.data.pretrain_stream import StreamRows, check_stream_source
-from bart_pretrain.data.summarization_pairs import load_pairs
+from bart_pretrain.data.documents import encode_documents
+from bart_pretrain.data.files import check_stream_source, load_text_dataset, read_texts
+from bart_pretrain.data.pairs import load_pairs
+from bart_pretrain.data.pretrain_stream import StreamRows
 from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
 
 BOM = codecs.BOM_UTF8
@@ -78,9 +79,9 @@ def test_a_streamed_directory_reads_the_same_rows(corpus):
          r"^{d}: holds files of several formats \(json: a\.jsonl; text: b\.txt, c/d\.txt\); keep one format per "
          r"directory$"),
         ({"a.jsonl": jsonl("x"), "notes.md": b"# notes\n"},
-         r"^{d}: holds files of no readable format: notes\.md; readable: \.txt, \.text, \.jsonl, \.json, \.parquet "
-         r"\(text and JSON also gzipped: \.txt\.gz, \.jsonl\.gz, \.json\.gz\), or a directory written by "
-         r"`datasets`' save_to_disk$"),
+         r"^{d}: holds files of no readable format: notes\.md; readable: \.txt, \.text, \.jsonl, \.json, \.csv, "
+         r"\.parquet \(all but Parquet also gzipped: \.txt\.gz, \.jsonl\.gz, \.json\.gz, \.csv\.gz\), or a directory "
+         r"written by `datasets`' save_to_disk$"),
         ({".hidden": b"x"}, r"^{d}: the directory holds no file$"),
         ({"a.parquet.gz": b"x"}, r"^{d}: holds files of no readable format: a\.parquet\.gz; readable: "),
     ],
@@ -155,24 +156,25 @@ def test_noise_preview_reads_a_directory_gzip_and_bom_and_names_a_bad_row(corpus
     assert noise_preview.main([*argv, "--corpus", str(corpus)]) == 0
     befores = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  before: ")]
     assert befores == [f"  before: <s>{t}</s>" for t in EXPECTED[:3]]
-    write(tmp_path / "bad" / "rows.jsonl.gz", jsonl("fine") + b'{"body": "no text"}\n')
+    write(tmp_path / "bad" / "rows.jsonl.gz", b'{"body": "no text"}\n')
     assert noise_preview.main([*argv, "--corpus", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
-    assert (
-        err
-        == f"noise-preview: error: --corpus: {tmp_path / 'bad' / 'rows.jsonl.gz'}:2: no field `text` (got ['body'])\n"
+    assert err == (
+        f"noise-preview: error: --corpus: {tmp_path / 'bad' / 'rows.jsonl.gz'}: no column 'text'; the columns present: "
+        "['body']\n"
     )
 
 
-def test_summarization_pairs_read_gzip_bom_and_a_split_folder(tmp_path):
+def test_fine_tuning_pairs_read_gzip_bom_and_a_split_folder(tmp_path):
     pair = {"document": "A long document.", "summary": "Short."}
     write(tmp_path / "train.jsonl.gz", BOM + (json.dumps(pair) + "\n").encode())
     write(tmp_path / "validation.csv", BOM + b"document,summary\nAnother document.,Other.\n")
     write(tmp_path / "test" / "b.jsonl", (json.dumps(pair) + "\n").encode())
     write(tmp_path / "test" / "a.json", BOM + json.dumps([{"document": "Listed.", "summary": "L."}]).encode())
-    assert load_pairs(str(tmp_path), "train").to_list() == [pair]
-    assert load_pairs(str(tmp_path), "validation").to_list() == [{"document": "Another document.", "summary": "Other."}]
-    assert load_pairs(str(tmp_path), "test").to_list() == [{"document": "Listed.", "summary": "L."}, pair]
+    row = {"source": "A long document.", "target": "Short."}
+    assert load_pairs(str(tmp_path), "train").to_list() == [row]
+    assert load_pairs(str(tmp_path), "validation").to_list() == [{"source": "Another document.", "target": "Other."}]
+    assert load_pairs(str(tmp_path), "test").to_list() == [{"source": "Listed.", "target": "L."}, row]
     write(tmp_path / "train.csv", b"document,summary\nx,y\n")
     with pytest.raises(ValueError, match=r"holds several train files \(train\.csv, train\.jsonl\.gz\); keep one$"):
         load_pairs(str(tmp_path), "train")
@@ -217,18 +219,39 @@ def test_parquet_shards_and_saved_datasets_give_the_same_documents_in_memory_and
     assert load_text_dataset(shaped[name])["text"] == EXPECTED
     check_stream_source(shaped[name])
     assert [row["text"] for row in StreamRows(shaped[name], "text")()] == EXPECTED
-    assert noise_preview.read_corpus(shaped[name], 2) == EXPECTED[:2]
+    assert read_texts(shaped[name], 2) == EXPECTED[:2]
+
+
+def test_fine_tuning_pairs_read_a_saved_dataset_dict_and_parquet_split_folders(tmp_path):
+    import datasets
+
+    rows = {s: [{"synopsis": f"{s} tool {i}", "package": f"{s}{i}"} for i in range(3)] for s in ("train", "test")}
+    datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in rows.items()}).save_to_disk(tmp_path / "saved")
+    for split in ("train", "test"):
+        got = load_pairs(str(tmp_path / "saved"), split, "synopsis", "package").to_list()
+        assert got == [{"source": r["synopsis"], "target": r["package"]} for r in rows[split]]
+    with pytest.raises(ValueError, match=r"saved: a saved DatasetDict without a 'validation' split \(splits: "):
+        load_pairs(str(tmp_path / "saved"), "validation", "synopsis", "package")
+    _parquet(tmp_path / "shards" / "train" / "part-0.parquet", ["a", "b"], column="synopsis")
+    with pytest.raises(ValueError, match=r"part-0\.parquet: no column 'package' \(--data\.target_column\); the columns "
+                       r"present: \['id', 'synopsis'\]$"):  # fmt: skip
+        load_pairs(str(tmp_path / "shards"), "train", "synopsis", "package")
+    write(tmp_path / "odd" / "train.tsv", b"a\tb\n")
+    with pytest.raises(
+        ValueError, match=r"odd: no train split \(looked for train\.<txt\|text\|jsonl\|json\|csv\|parquet>"
+    ):
+        load_pairs(str(tmp_path / "odd"), "train")
 
 
 def test_a_saved_dataset_is_refused_with_the_errors_of_any_file(tmp_path, shaped):
     body = _saved(tmp_path / "body", ["x"], column="body")
-    message = rf"^{body}: no column 'text' \(columns: \['id', 'body'\]\); pass text_column=\.\.\.$"
-    with pytest.raises(ValueError, match=message):
+    message = rf"{body}: no column 'text' \(FLAG\); the columns present: \['body', 'id'\]$"
+    with pytest.raises(ValueError, match="^" + message.replace("FLAG", "text_column")):
         load_text_dataset(str(body))
-    with pytest.raises(ValueError, match="^--data.train_files: " + message[1:]):
+    with pytest.raises(ValueError, match="^--data.train_files: " + message.replace("FLAG", "--data.text_column")):
         check_stream_source(str(body))
     numbers = _saved(tmp_path / "numbers", ["x"])
-    with pytest.raises(ValueError, match=r"numbers: column 'id' holds Value\('int64'\), not strings$"):
+    with pytest.raises(ValueError, match=r"numbers: column 'id' holds Value\('int64'\), not strings \(text_column\)$"):
         load_text_dataset(str(numbers), text_column="id")
     splits = _saved(tmp_path / "splits", ["x"], split="validation")
     with pytest.raises(ValueError, match=rf"^{splits}: a saved DatasetDict without a 'train' split \(splits: "):

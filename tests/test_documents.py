@@ -11,13 +11,13 @@ from bart_pretrain.data.documents import (
     PIECE_CHARS,
     encode_document,
     encode_documents,
-    load_text_dataset,
     sentence_pieces,
-    split_sentences,
     to_document,
     tokenize_dataset,
 )
-from bart_pretrain.metrics import lead_sentence, rouge
+from bart_pretrain.data.files import load_text_dataset
+from bart_pretrain.data.sentences import split_sentences
+from bart_pretrain.metrics import lead, rouge
 from bart_pretrain.tokenizer import train_tokenizer
 from noising.base import Document
 
@@ -60,9 +60,9 @@ def test_split_sentences_keeps_every_word():
     assert " ".join(split_sentences(text)).split() == text.split()
 
 
-def test_lead_sentence_and_rouge():
-    assert lead_sentence("First one here. Second one.") == "First one here."
-    assert lead_sentence("") == ""
+def test_lead_and_rouge():
+    assert lead("First one here. Second one.") == "First one here."
+    assert lead("") == ""
     scores = rouge(["the cat sat"], ["the cat sat"])
     assert scores == {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0}
     assert rouge(["cats running"], ["cat runs"])["rouge1"] == 100.0  # stemming
@@ -163,7 +163,7 @@ def test_load_txt_jsonl_parquet_and_globs(tmp_path):
         ("missing.jsonl", b'{"body": "x"}\n', "text", "no column 'text'"),
         ("numbers.jsonl", b'{"text": 5}\n', "text", "column 'text' holds"),
         ("broken.jsonl", b'{"text": "x"\n', "text", "broken.jsonl"),
-        ("doc.csv", b"text\nx\n", "text", "unknown file type"),
+        ("doc.xml", b"<text>x</text>\n", "text", r"unknown file type; readable: \.txt, .*\.csv, \.parquet"),
     ],
 )
 def test_bad_input_files_raise_clear_errors(tmp_path, name, content, column, message):

@@ -1,17 +1,19 @@
-"""Summarization fine-tuning: loss masking and label smoothing by hand, init errors, and `bart-pretrain finetune`
-end to end on a tiny model (from scratch, then from that checkpoint with --compare_scratch)."""
+"""Fine-tuning: loss masking and label smoothing by hand, init errors, and `bart-pretrain finetune` end to end on a
+tiny model (summarization from scratch, then from that checkpoint with --compare_scratch; a task of other columns,
+metrics and baseline)."""
 
 import json
 import math
+import re
 
 import pytest
 import torch
 from pretrain_world import TINY_SHAPE, summary_pairs
 
 from bart_pretrain.commands.finetune import main as finetune_main
-from bart_pretrain.data.summarization_pairs import collate_pairs
+from bart_pretrain.data.pairs import collate_pairs
 from bart_pretrain.tokenizer import train_tokenizer
-from bart_pretrain.training.finetune import MissingCheckpointError, SummarizationModule
+from bart_pretrain.training.finetune import FinetuneModule, MissingCheckpointError
 from bart_pretrain.training.losses import token_cross_entropy
 
 TINY = TINY_SHAPE | {"dropout": 0.0}
@@ -48,7 +50,7 @@ def test_label_smoothed_cross_entropy_matches_the_hand_value():
 
 
 def test_padding_contributes_nothing_to_the_loss(tok_path):
-    module = SummarizationModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
+    module = FinetuneModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
     rows = [{"input_ids": [0, 10, 11, 12, 2], "labels": [0, 20, 21, 2]}, {"input_ids": [0, 13, 2], "labels": [0, 2]}]
     tight = collate_pairs(rows, pad_id=1)
     padded = {k: torch.nn.functional.pad(v, (0, 5), value=0 if k == "attention_mask" else 1) for k, v in tight.items()}
@@ -65,7 +67,7 @@ def test_padding_contributes_nothing_to_the_loss(tok_path):
 def test_module_loss_is_label_smoothed_cross_entropy_summed_over_real_tokens(tok_path):
     from bart_pretrain.data.batching import shift_tokens_right
 
-    module = SummarizationModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
+    module = FinetuneModule(init_from=None, model_config=TINY, tokenizer_path=tok_path).eval()
     batch = collate_pairs([{"input_ids": [0, 10, 11, 2], "labels": [0, 20, 21, 22, 2]},
                            {"input_ids": [0, 13, 2], "labels": [0, 2]}], pad_id=1)  # fmt: skip
     labels = batch["labels"]
@@ -83,7 +85,7 @@ def test_module_loss_is_label_smoothed_cross_entropy_summed_over_real_tokens(tok
 def test_missing_default_checkpoint_says_run_make_pretrain(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(MissingCheckpointError, match="Run `make pretrain` first"):
-        SummarizationModule()
+        FinetuneModule()
 
 
 def test_finetune_command_reports_a_clear_error_without_checkpoint(tmp_path, monkeypatch, capsys):
@@ -102,7 +104,7 @@ def run_finetune(root, data_dir, tok_path, *extra):
         "--trainer.enable_model_summary", "false", "--seed_everything", "0",
         "--model.tokenizer_path", tok_path, "--model.optim.lr", "1e-3", "--model.optim.warmup_steps", "1",
         "--model.generation.num_beams", "2", "--model.generation.max_length", "8",
-        "--data.source", str(data_dir), "--data.max_tokens", "256", "--data.rouge_subset", "4",
+        "--data.source", str(data_dir), "--data.max_tokens", "256", "--data.metric_subset", "4",
         "--data.max_source_length", "128",  # the tiny model's positions
     ]  # fmt: skip
     return finetune_main(args + list(extra))
@@ -118,7 +120,7 @@ def scratch_run(tmp_path_factory, data_dir, tok_path):
     return root
 
 
-def test_finetune_from_scratch_writes_checkpoint_predictions_metrics_and_table(scratch_run):
+def test_finetune_from_scratch_writes_checkpoint_predictions_metrics_and_table(scratch_run, data_dir):
     run = scratch_run / "from_scratch"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     predictions = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
@@ -127,6 +129,8 @@ def test_finetune_from_scratch_writes_checkpoint_predictions_metrics_and_table(s
     assert metrics["n"] == 6 and metrics["steps"] == 3 and {"rouge1", "rouge2", "rougeL"} <= set(metrics)
     table = (scratch_run / "results.md").read_text()
     assert "| lead-1 |" in table and "| fine-tuned from random init |" in table
+    assert table.startswith(f"Task: document -> summary ({data_dir}); metrics: rouge; baseline: lead-1.\n")
+    assert "| system | ROUGE-1 | ROUGE-2 | ROUGE-L |" in table
     hparams = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]
     assert hparams["model_config"]["d_model"] == 32 and hparams["generation"]["num_beams"] == 2
 
@@ -147,7 +151,65 @@ def test_finetune_compare_scratch_runs_both_with_the_same_budget(tmp_path, scrat
     assert scratch_ckpt["hyper_parameters"]["init_from"] is None
 
 
-@pytest.mark.parametrize("config", ["debian_tiny", "cnn_dailymail", "xsum"])
+def test_a_task_of_other_columns_metrics_and_baseline_runs_end_to_end(tmp_path, tok_path):
+    """The package-naming task's shape: synopsis -> name, exact match and chrF, the copy baseline."""
+    names = tmp_path / "names"
+    names.mkdir()
+    for split, n, off in (("train", 24, 0), ("validation", 6, 100), ("test", 5, 200)):
+        rows = [{"synopsis": r["summary"], "package": r["id"]} for r in pairs(n, off)]
+        (names / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    root = tmp_path / "run"
+    extra = ["--model.init_from", "null", "--model.model_config", json.dumps(TINY),
+             "--model.metrics", "[exact_match, chrf]", "--model.baseline", "copy",
+             "--data.source_column", "synopsis", "--data.target_column", "package"]  # fmt: skip
+    assert run_finetune(root, names, tok_path, *extra) == 0
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert set(metrics) == {"copy", "from_scratch"}
+    test = [json.loads(line) for line in (names / "test.jsonl").read_text().splitlines()]
+    from bart_pretrain.metrics import score
+
+    copy = score(["exact_match", "chrf"], [r["synopsis"] for r in test], [r["package"] for r in test])
+    assert metrics["copy"] == pytest.approx(copy) and set(copy) == {"exact_match", "chrf"}
+    assert {"exact_match", "chrf"} <= set(metrics["from_scratch"]) and "rouge1" not in metrics["from_scratch"]
+    table = (root / "results.md").read_text()
+    assert table.startswith(f"Task: synopsis -> package ({names}); metrics: exact_match, chrf; baseline: copy.\n")
+    assert "| system | exact match % | chrF |" in table and f"| copy | 0.00 | {copy['chrf']:.2f} |" in table
+    predictions = [json.loads(line) for line in (root / "from_scratch" / "predictions.jsonl").read_text().splitlines()]
+    assert [p["reference"] for p in predictions] == [r["package"] for r in test]
+    hparams = torch.load(root / "from_scratch" / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]
+    assert hparams["metrics"] == ["exact_match", "chrf"] and hparams["baseline"] == "copy"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        (
+            "--model.metrics",
+            "[meteor]",
+            r"model\.metrics.*\['rouge', 'bleu', 'chrf', 'exact_match'\]\. Got value: meteor",
+        ),
+        ("--model.metrics", "[chrf, chrf]", r"--model\.metrics=\['chrf', 'chrf'\]: must be one or more of rouge, bleu"),
+        ("--model.baseline", "lead-0", r"--model\.baseline='lead-0': must be lead-K"),
+        ("--data.source_column", "title", r"no column 'title' \(--data\.source_column\); the columns present: "),
+    ],
+)
+def test_a_bad_task_setting_is_one_line_and_exit_2(tmp_path, data_dir, tok_path, capsys, flag, value, message):
+    from bart_pretrain.cli import main as cli_main
+
+    args = ["finetune", "--trainer.default_root_dir", str(tmp_path), "--model.init_from", "null",
+            "--model.model_config", json.dumps(TINY), "--model.tokenizer_path", tok_path,
+            "--data.source", str(data_dir), "--data.max_source_length", "128", flag, value]  # fmt: skip
+    try:
+        rc = cli_main(args)
+    except SystemExit as e:  # a value the parser refuses exits from inside it
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # (a Lightning warning may come before it)
+    assert last.startswith("bart-pretrain finetune: error: ") and re.search(message, last), err
+
+
+@pytest.mark.parametrize("config", ["debian_tiny", "debian_names", "cnn_dailymail", "xsum"])
 def test_shipped_finetune_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as e:
         finetune_main(["-c", f"configs/finetune/{config}.yaml", "--print_config"])

@@ -1,12 +1,12 @@
-"""Summarization pairs: loading from every source format, column mapping and errors, truncation, batches."""
+"""Fine-tuning pairs: loading from every source format, column mapping and errors, truncation, batches."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from bart_pretrain.data.summarization_module import SummarizationDataModule
-from bart_pretrain.data.summarization_pairs import collate_pairs, encode_text, load_pairs
+from bart_pretrain.data.pairs import collate_pairs, encode_text, load_pairs
+from bart_pretrain.data.pairs_module import PairsDataModule
 from bart_pretrain.tokenizer import train_tokenizer
 
 WORDS = "alpha beta gamma delta parser library tool image audio network file system python shell data".split()
@@ -39,7 +39,7 @@ def pair_dir(tmp_path):
 
 def test_load_pairs_reads_a_split_from_a_directory(pair_dir):
     ds = load_pairs(str(pair_dir), "validation")
-    assert ds.column_names == ["document", "summary"]
+    assert ds.column_names == ["source", "target"]
     assert len(ds) == 12
 
 
@@ -49,22 +49,22 @@ def test_load_pairs_maps_columns_of_local_files(tmp_path, fmt):
     path = tmp_path / f"pairs.{fmt}"
     {"csv": lambda: df.to_csv(path, index=False), "parquet": lambda: df.to_parquet(path),
      "jsonl": lambda: df.to_json(path, orient="records", lines=True)}[fmt]()  # fmt: skip
-    ds = load_pairs(str(path), "train", document_column="article", summary_column="highlights")
-    assert ds.column_names == ["document", "summary"]
-    assert ds[0] == {"document": df.article[0], "summary": df.highlights[0]}
+    ds = load_pairs(str(path), "train", source_column="article", target_column="highlights")
+    assert ds.column_names == ["source", "target"]
+    assert ds[0] == {"source": df.article[0], "target": df.highlights[0]}
 
 
 def test_missing_column_names_file_column_and_available_columns(pair_dir):
     with pytest.raises(ValueError) as e:
-        load_pairs(str(pair_dir), "train", document_column="article")
+        load_pairs(str(pair_dir), "train", source_column="article")
     msg = str(e.value)
-    assert "train.jsonl" in msg and "'article'" in msg and "--data.document_column" in msg
-    assert "['id', 'document', 'summary']" in msg
+    assert "train.jsonl" in msg and "'article'" in msg and "--data.source_column" in msg
+    assert "['document', 'id', 'summary']" in msg
 
 
 def test_missing_split_file_lists_what_the_directory_holds(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", make_pairs(2))
-    with pytest.raises(FileNotFoundError, match=r"no test file .*train\.jsonl"):
+    with pytest.raises(ValueError, match=r"no test split .*it holds: train\.jsonl$"):
         load_pairs(str(tmp_path), "test")
 
 
@@ -85,7 +85,7 @@ def test_collate_pads_labels_with_pad_so_they_carry_no_loss():
 
 
 def test_datamodule_batches_respect_the_token_budget_and_cover_the_data(pair_dir, tokenizer):
-    dm = SummarizationDataModule(source=str(pair_dir), max_source_length=16, max_target_length=8, max_tokens=64)
+    dm = PairsDataModule(source=str(pair_dir), max_source_length=16, max_target_length=8, max_tokens=64)
     dm.attach_tokenizer(tokenizer)
     dm.setup("fit")
     seen = 0
@@ -100,9 +100,9 @@ def test_datamodule_batches_respect_the_token_budget_and_cover_the_data(pair_dir
 
 def test_datamodule_subsets_are_fixed_by_the_seed(pair_dir, tokenizer):
     def subset(seed):
-        dm = SummarizationDataModule(source=str(pair_dir), train_subset=10, rouge_subset=4, seed=seed)
+        dm = PairsDataModule(source=str(pair_dir), train_subset=10, metric_subset=4, seed=seed)
         dm.attach_tokenizer(tokenizer)
-        return list(dm.pairs("train")["document"]), dm.rouge_subset()
+        return list(dm.pairs("train")["source"]), dm.metric_pairs()
 
     assert subset(0) == subset(0)
     assert subset(0)[0] != subset(1)[0]
@@ -113,6 +113,6 @@ def test_datamodule_drops_pairs_with_an_empty_side(tmp_path, tokenizer):
     rows = make_pairs(4) + [{"document": "", "summary": "x"}, {"document": "y", "summary": " "}]
     for split in ("train", "validation", "test"):
         write_jsonl(tmp_path / f"{split}.jsonl", rows)
-    dm = SummarizationDataModule(source=str(tmp_path))
+    dm = PairsDataModule(source=str(tmp_path))
     dm.attach_tokenizer(tokenizer)
     assert len(dm.encoded_split("train")) == 4

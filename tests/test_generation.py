@@ -123,3 +123,50 @@ def test_generation_defaults_are_written_once_in_generation_config():
         assert torch.equal(ban_off, m.generate(ids, am, max_length=16, no_repeat_ngram_size=0))
     with pytest.raises(TypeError, match=r"unknown generation setting\(s\) \['beams'\]; the settings are: num_beams"):
         m.generate(ids, am, beams=2)
+
+
+# --- the one batched generation loop (bart_pretrain.evaluate.generate_ids) ------------------------------------------
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for a model: records each batch (size, padded length, max_length, training mode) and echoes the first
+    two source tokens, so every output can be traced to its source."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.config = BartConfig(vocab_size=100, max_position_embeddings=40)
+        self.calls: list[tuple[int, int, int, bool]] = []
+
+    def generate(self, ids, mask, generation):
+        self.calls.append((ids.size(0), ids.size(1), generation.max_length, self.training))
+        assert bool(((ids != self.config.pad_token_id) == mask.bool()).all())
+        return ids[:, :2]
+
+
+SOURCES = [[10 + i] * n for i, n in enumerate([5, 9, 3, 9, 7, 2])]
+
+
+def test_generation_loop_batches_longest_first_within_a_token_budget_and_keeps_the_order():
+    from bart_pretrain.evaluate import generate_ids
+    from bart_pretrain.generation import GenerationConfig
+
+    model = _Recorder().train()
+    out = generate_ids(model, SOURCES, GenerationConfig(num_beams=2), max_tokens=40)
+    # budget 40 = batch size x longest x 2 beams: [9, 9] (36), [7, 5] (28), [3, 2] (12)
+    assert model.calls == [(2, 9, 64, False), (2, 7, 64, False), (2, 3, 64, False)]
+    assert out == [[10 + i] * 2 for i in range(6)] and model.training  # sources' order; the mode given back
+
+
+def test_generation_loop_shortest_first_in_fixed_batches_generates_past_each_batchs_longest_source():
+    from bart_pretrain.evaluate import generate_ids
+    from bart_pretrain.generation import GenerationConfig
+
+    model = _Recorder().eval()
+    generation = GenerationConfig(num_beams=4)
+    out = generate_ids(model, SOURCES, generation, batch_size=4, longest_first=False, extra_tokens=16)
+    assert model.calls == [(4, 7, 23, False), (2, 9, 25, False)]  # [2, 3, 5, 7] then [9, 9]; 16 past the longest
+    assert out == [[10 + i] * 2 for i in range(6)]
+    model.calls.clear()
+    generate_ids(model, SOURCES, GenerationConfig(), batch_size=6, extra_tokens=35)
+    assert model.calls == [(6, 9, 40, False)]  # capped at the model's positions

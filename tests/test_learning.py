@@ -11,12 +11,13 @@ from pretrain_world import WORDS, make_world
 
 import noising
 from bart_pretrain.commands.pretrain import main
+from bart_pretrain.evaluate import generate_ids
+from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.metrics import score
 from bart_pretrain.model import Bart, BartConfig
 from bart_pretrain.training.initialization import InitConfig, initialize, sinusoids
 from bart_pretrain.training.reconstruction import (
     ReconstructionProbe,
-    corpus_scores,
-    reconstruct,
     repeats_itself,
     run_on_shares,
 )
@@ -61,10 +62,10 @@ def test_trace_refuses_a_noise_that_reads_token_values():
     assert corrupted_positions(drop_large, _doc(), 0, 0, 0, CTX) is None
 
 
-def test_corpus_scores_are_100_for_identical_text_and_lower_for_a_gap():
+def test_chrf_and_bleu_are_100_for_identical_text_and_lower_for_a_gap():
     refs = ["the kernel module loads the driver", "a shell for the system"]
-    assert corpus_scores(refs, refs) == pytest.approx({"chrf": 100.0, "bleu": 100.0})
-    gap = corpus_scores(["the kernel loads the driver", "a shell for the system"], refs)
+    assert score(("chrf", "bleu"), refs, refs) == pytest.approx({"chrf": 100.0, "bleu": 100.0})
+    gap = score(("chrf", "bleu"), ["the kernel loads the driver", "a shell for the system"], refs)
     assert 50 < gap["chrf"] < 100 and gap["bleu"] < 100
 
 
@@ -77,7 +78,7 @@ def test_copy_baseline_is_the_source_with_masks_dropped():
     source = np.array([0, 11, 12, 9, 14, 2])  # 9 stands for <mask> here: < 10 are special for _Tok
     probe = ReconstructionProbe([source], ["w11 w12 w13 w14"], _Tok().decode, num_beams=1)
     assert probe.copy_texts == ["w11 w12 w14"]
-    assert probe.baseline == corpus_scores(["w11 w12 w14"], ["w11 w12 w13 w14"])
+    assert probe.baseline == score(("chrf", "bleu"), ["w11 w12 w14"], ["w11 w12 w13 w14"])
 
 
 def test_run_on_counts_repeats_beyond_the_original_and_outputs_over_ten_percent_longer():
@@ -101,8 +102,12 @@ def test_reconstruction_ngram_ban_holds_and_the_unbanned_decoding_is_scored_on_r
     def bigram_twice(rows: list[list[int]]) -> bool:
         return any(len(set(zip(r, r[1:], strict=False))) < len(r) - 1 for r in rows)
 
-    assert bigram_twice(reconstruct(model, sources, num_beams=2))
-    assert not bigram_twice(reconstruct(model, sources, num_beams=2, no_repeat_ngram_size=2))
+    def reconstruct(ban: int) -> list[list[int]]:
+        generation = GenerationConfig(num_beams=2, no_repeat_ngram_size=ban)
+        return generate_ids(model, sources, generation, batch_size=16, longest_first=False, extra_tokens=16)
+
+    assert bigram_twice(reconstruct(0))
+    assert not bigram_twice(reconstruct(2))
     probe = ReconstructionProbe(sources, ["w11 w12 w13 w12 w11", "w13 w11"], _Tok().decode, 2, no_repeat_ngram_size=2)
     banned, plain = probe.evaluate(model), probe.evaluate(model, no_repeat_ngram_size=0)
     assert banned["no_repeat_ngram_size"] == 2 and plain["no_repeat_ngram_size"] == 0

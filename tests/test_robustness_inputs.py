@@ -23,8 +23,8 @@ import yaml
 from pretrain_world import make_world
 
 from bart_pretrain.cli import main as cli_main
-from bart_pretrain.data.documents import encode_document, load_text_dataset, tokenize_dataset
-from bart_pretrain.data.pretrain_stream import check_stream_source
+from bart_pretrain.data.documents import encode_document, tokenize_dataset
+from bart_pretrain.data.files import check_stream_source, load_text_dataset
 from bart_pretrain.tokenizer import Tokenizer, train_tokenizer
 from bart_pretrain.training import guards
 
@@ -97,7 +97,7 @@ MATRIX = [
     ("non_utf8_file", lambda w, d: _train(_file(d, "latin1.txt", "café crème.".encode("latin-1"))), ValueError,
      r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9 at byte offset 3\)"),
     ("jsonl_rows_without_the_text_column", lambda w, d: _train(_jsonl(d, "body.jsonl", [{"body": "Hello."}])),
-     ValueError, r"body\.jsonl: no column 'text' \(columns: \['body'\]\)"),
+     ValueError, r"body\.jsonl: no column 'text' \(--data\.text_column\); the columns present: \['body'\]"),
     ("parquet_text_column_of_ints", lambda w, d: _train(_parquet_of_ints(d)), ValueError,
      r"ints\.parquet: column 'text' holds Value\('int64'\), not strings"),
     ("every_document_empty", lambda w, d: _train(_jsonl(d, "blank.jsonl", [{"text": ""}, {"text": "  \n"}])),
@@ -108,7 +108,7 @@ MATRIX = [
      "--data.streaming", "true"), ValueError, r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9"),
     ("streaming_jsonl_without_the_text_column", lambda w, d: _train(
      _jsonl(d, "body.jsonl", [{"body": "Hello."}]), "--data.streaming", "true"), ValueError,
-     r"body\.jsonl: no column 'text' \(columns: \['body'\]\)"),
+     r"body\.jsonl: no column 'text' \(--data\.text_column\); the columns present: \['body'\]"),
     ("noise_ratio_1.5", lambda w, d: _recipe(d, {"class_path": "TextInfilling", "init_args": {"ratio": 1.5}}),
      ValueError, r"^TextInfilling\.ratio=1\.5: must be a number in \[0, 1\]$"),
     ("noise_ratio_-0.1", lambda w, d: _recipe(d, {"class_path": "noising.TokenMasking", "init_args": {"ratio": -0.1}}),
@@ -151,12 +151,12 @@ NOISE_CASES = [
 
 @pytest.mark.parametrize(("spec", "message"), NOISE_CASES)
 def test_a_bad_noise_recipe_fails_before_the_corpus_is_read(world, tmp_path, monkeypatch, capsys, spec, message):
-    import bart_pretrain.data.documents as documents
+    import bart_pretrain.data.files as files
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the corpus was read before the noise recipe was checked")
 
-    monkeypatch.setattr(documents, "load_text_dataset", no_reading)
+    monkeypatch.setattr(files, "load_text_dataset", no_reading)
     monkeypatch.syspath_prepend(str(FIXTURES))
     args = ["pretrain", "-c", str(world / "pretrain.yaml"), "--run_dir", str(tmp_path), *_recipe(tmp_path, spec)]
     try:
@@ -252,7 +252,11 @@ def test_guard_names_the_differing_shape_fields_of_a_resume_checkpoint(trained):
     [
         ("empty.jsonl", b"", r"empty\.jsonl: the file is empty"),
         ("latin1.txt", "café.".encode("latin-1"), r"latin1\.txt: not UTF-8 text \(invalid byte 0xe9 at byte offset 3"),
-        ("body.jsonl", b'{"body": "x"}\n', r"body\.jsonl: no column 'text' \(columns: \['body'\]\)"),
+        (
+            "body.jsonl",
+            b'{"body": "x"}\n',
+            r"body\.jsonl: no column 'text' \(--data\.text_column\); the columns present: \['body'\]",
+        ),
         ("ints.jsonl", b'{"text": 5}\n', r"ints\.jsonl: column 'text' holds int \(5\), not strings"),
     ],
 )

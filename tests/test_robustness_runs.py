@@ -157,7 +157,7 @@ def test_a_fine_tune_directory_is_not_overwritten_either(tmp_path, capsys):
         "finetune", "--trainer.default_root_dir", str(tmp_path / "ft"), "--trainer.max_steps", "1",
         "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--data.source", str(tmp_path),
         "--data.max_source_length", "64", "--data.max_target_length", "16", "--data.max_tokens", "256",
-        "--data.rouge_subset", "0", "--model.init_from", "null", "--model.model_config", json.dumps(TINY_SHAPE),
+        "--data.metric_subset", "0", "--model.init_from", "null", "--model.model_config", json.dumps(TINY_SHAPE),
         "--model.tokenizer_path", str(tmp_path / "tokenizer.json"), "--evaluate_test", "false",
     ]  # fmt: skip
     assert cli_main(args) == 0

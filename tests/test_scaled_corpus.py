@@ -16,7 +16,7 @@ from pretrain_world import make_world
 
 from bart_pretrain.cli import main as cli_main
 from bart_pretrain.corpus.scaled import MANIFEST, parse_size, perturb
-from bart_pretrain.data.documents import load_text_dataset
+from bart_pretrain.data.files import load_text_dataset
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import re
 import pytest
 
 from bart_pretrain.commands import noise_preview
-from bart_pretrain.data.documents import encode_document, encode_documents, split_sentences, to_document
+from bart_pretrain.data.documents import encode_document, encode_documents, to_document
 from bart_pretrain.data.noise_config import load_noise
+from bart_pretrain.data.sentences import split_sentences
 from bart_pretrain.tokenizer import train_tokenizer
 from noising import sample_rng
 

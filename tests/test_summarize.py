@@ -48,7 +48,7 @@ def checkpoint(tmp_path_factory):
         "--model.optim.warmup_steps", "1", "--model.tokenizer_path", str(root / "tokenizer.json"),
         *[a for k, v in RECORDED.items() for a in (f"--model.generation.{k}", str(v))],
         "--data.max_source_length", str(MAX_SOURCE_LENGTH), "--data.source", str(root), "--data.max_tokens", "256",
-        "--data.rouge_subset", "0", "--evaluate_test", "false", "--seed_everything", "0",
+        "--data.metric_subset", "0", "--evaluate_test", "false", "--seed_everything", "0",
     ]  # fmt: skip
     assert finetune_main(args) == 0
     return root / "run" / "from_scratch" / "checkpoints" / "last.ckpt"
@@ -154,21 +154,19 @@ def test_transformers_default_generate_and_summarize_agree_on_checkpoint_and_exp
 
 
 def test_export_then_init_from_round_trips_weights_tokenizer_and_generation(checkpoint, exported):
-    from bart_pretrain.evaluate import summarize_texts
+    from bart_pretrain.evaluate import generate_texts
     from bart_pretrain.generation import GenerationConfig
     from bart_pretrain.loading import load_model
-    from bart_pretrain.training.finetune import SummarizationModule
+    from bart_pretrain.training.finetune import FinetuneModule
 
     original = load_model(checkpoint)
     assert original.generation == RECORDED
-    module = SummarizationModule(init_from=str(exported), max_source_length=MAX_SOURCE_LENGTH)
+    module = FinetuneModule(init_from=str(exported), max_source_length=MAX_SOURCE_LENGTH)
     theirs = module.model.state_dict()
     assert all(torch.equal(v, theirs[k]) for k, v in original.model.state_dict().items())
     assert module.tokenizer.fingerprint() == original.tokenizer.fingerprint()
     assert dataclasses.asdict(module.generation) == RECORDED
-    expected = summarize_texts(
-        original.model, original.tokenizer, DOCS, GenerationConfig(**RECORDED), MAX_SOURCE_LENGTH
-    )
-    assert module.summarize(DOCS) == expected
-    given = SummarizationModule(init_from=str(exported), generation=GenerationConfig(num_beams=2))
+    expected = generate_texts(original.model, original.tokenizer, DOCS, GenerationConfig(**RECORDED), MAX_SOURCE_LENGTH)
+    assert module.generate(DOCS) == expected
+    given = FinetuneModule(init_from=str(exported), generation=GenerationConfig(num_beams=2))
     assert given.generation.num_beams == 2  # settings given win over the recorded ones

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 def _scale(args: argparse.Namespace, parser: CommandParser) -> int:
     """``--scale-corpus``: refuses an --out that holds files (unless --force, which replaces them)."""
     from bart_pretrain.corpus.scaled import MANIFEST, parse_size, scale_corpus
-    from bart_pretrain.data.documents import load_text_dataset
+    from bart_pretrain.data.files import load_text_dataset
 
     try:
         size = parse_size(args.scale_corpus)

@@ -1,6 +1,7 @@
-"""`bart-pretrain finetune`: summarization fine-tuning on LightningCLI (BART paper section 3.3). Fits
-``SummarizationModule`` (``bart_pretrain.training.finetune``), then evaluates on the test split beside lead-1 and,
-with ``--compare_scratch true``, beside the same fine-tune from random weights. A ``--trainer.default_root_dir`` that
+"""`bart-pretrain finetune`: fine-tuning on any (source, target) task on LightningCLI (BART paper section 3.3;
+summarization by default). Fits ``FinetuneModule`` (``bart_pretrain.training.finetune``), then evaluates on the test
+split with the task's metrics beside its baseline (``--model.metrics``, ``--model.baseline``) and, with
+``--compare_scratch true``, beside the same fine-tune from random weights. A ``--trainer.default_root_dir`` that
 holds a fine-tune is started over only with ``--overwrite true``; SIGTERM/SIGINT save ``last.ckpt`` and exit 143/130.
 """
 
@@ -18,11 +19,12 @@ from jsonargparse import Namespace
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from bart_pretrain.commands.training_cli import TrainingCLI
-from bart_pretrain.data.summarization_module import SummarizationDataModule
+from bart_pretrain.data.pairs_module import PairsDataModule
 from bart_pretrain.errors import UserError
-from bart_pretrain.evaluate import evaluate_pairs, lead_baseline, markdown_table
+from bart_pretrain.evaluate import evaluate_pairs, markdown_table
 from bart_pretrain.io import atomic_write_json, atomic_write_text, clean_stale_tmp
-from bart_pretrain.training.finetune import SummarizationModule
+from bart_pretrain.metrics import baseline_predictions, score
+from bart_pretrain.training.finetune import FinetuneModule
 from bart_pretrain.training.guards import check_lengths
 
 
@@ -56,13 +58,14 @@ class FinetuneCLI(TrainingCLI):
             type=bool,
             default=False,
             help="also run the same fine-tune from random weights (same architecture, data and budget) and "
-            "report both beside lead-1",
+            "report both beside the baseline (--model.baseline)",
         )
         parser.add_argument(
             "--evaluate_test",
             type=bool,
             default=True,
-            help="after fitting, summarize the test split with beam search and write predictions and ROUGE",
+            help="after fitting, beam-search the test split and write predictions and the task's metrics "
+            "(--model.metrics)",
         )
         parser.link_arguments("data.max_source_length", "model.max_source_length")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -96,8 +99,8 @@ class FinetuneCLI(TrainingCLI):
 
 
 def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> dict | None:
-    model: SummarizationModule = cli.model
-    data: SummarizationDataModule = cli.datamodule
+    model: FinetuneModule = cli.model
+    data: PairsDataModule = cli.datamodule
     data.attach_tokenizer(model.tokenizer)
     t0 = time.perf_counter()
     cli.fit()
@@ -107,15 +110,16 @@ def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> 
     test = data.pairs("test")
     print(
         f"[{variant}] fitted {cli.trainer.global_step} steps in {fit_seconds:.0f} s; beam search on "
-        f"{len(test)} test documents ...",
+        f"{len(test)} test sources ...",
         file=sys.stderr,
     )
     metrics = evaluate_pairs(
         model.model,
         model.tokenizer,
-        list(test["document"]),
-        list(test["summary"]),
+        list(test["source"]),
+        list(test["target"]),
         model.generation,
+        model.metrics,
         out_dir=run_dir,
         max_source_length=model.hparams.max_source_length,
         max_tokens=model.hparams.eval_max_tokens,
@@ -132,7 +136,7 @@ def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> 
 
 def make_cli(argv: list[str] | None) -> FinetuneCLI:
     """Parse ``argv`` (config files, dotted overrides) and instantiate module, data module and trainer."""
-    return FinetuneCLI(SummarizationModule, SummarizationDataModule, argv, "bart-pretrain finetune")
+    return FinetuneCLI(FinetuneModule, PairsDataModule, argv, "bart-pretrain finetune")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,17 +184,22 @@ def _run(cli: FinetuneCLI, cfg: Namespace) -> int:
             results["from_scratch"] = m
     if results:
         test = cli.datamodule.pairs("test")
-        lead = lead_baseline(list(test["document"]), list(test["summary"]))
+        model, data = cli.model, cli.datamodule.hparams
+        sources, references = list(test["source"]), list(test["target"])
+        guesses = baseline_predictions(model.baseline, sources)
+        baseline = {} if guesses is None else {model.baseline: score(model.metrics, guesses, references)}
         names = {"from_pretrained": "fine-tuned from pretrained", "from_scratch": "fine-tuned from random init"}
-        rows = {"lead-1": lead, **{names[k]: v for k, v in results.items()}}
+        rows = {**baseline, **{names[k]: v for k, v in results.items()}}
         steps = {v["steps"] for v in results.values()}
-        table = markdown_table(rows)
+        table = markdown_table(rows, model.metrics)
         header = (
-            f"Test split: {len(test)} pairs; beam search {dataclasses.asdict(cli.model.generation)}; "
+            f"Task: {data.source_column} -> {data.target_column} ({data.source}); metrics: "
+            f"{', '.join(model.metrics)}; baseline: {model.baseline}.\n"
+            f"Test split: {len(test)} pairs; beam search {dataclasses.asdict(model.generation)}; "
             f"fine-tune budget: {', '.join(map(str, sorted(steps)))} steps each.\n\n"
         )
         atomic_write_text(root / "results.md", header + table)
-        atomic_write_json(root / "metrics.json", {"lead-1": lead, **results})
+        atomic_write_json(root / "metrics.json", {**baseline, **results})
         print(header + table)
         print(f"written: {root / 'results.md'}, {root / 'metrics.json'}, <run>/predictions.jsonl")
     return 0

@@ -9,7 +9,6 @@ output token came from.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from bisect import bisect_left
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import noising
-from bart_pretrain.data.documents import file_suffix, load_text_dataset, local_files, open_text
+from bart_pretrain.data.files import READABLE, read_texts
 from bart_pretrain.data.noise_config import load_noise
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising.provenance import trace
@@ -162,70 +161,14 @@ def legend(color: bool) -> str:
     return "legend: " + " ".join(PLAIN[n][0] + n + PLAIN[n][1] for n in names)
 
 
-def read_corpus(source: str, n: int) -> list[str]:
-    """The first ``n`` documents of a local corpus: a .txt file (blank-line separated), a .jsonl or .json file (field
-    ``text``), gzipped or not (``.jsonl.gz``), a directory of such files (sorted) or a glob; a byte-order mark is
-    dropped; Parquet files and ``save_to_disk`` directories are read as pretraining reads them (column ``text``).
-    Problems raise ValueError naming the file (and line)."""
-    paths, kind = local_files(source)
-    if kind not in ("text", "json"):
-        ds = load_text_dataset(source)
-        return ds.select(range(min(n, len(ds))))["text"]
-    texts: list[str] = []
-    for path in paths:
-        with open_text(path) as f:
-            if kind == "text":
-                block: list[str] = []
-                for line in f:
-                    if line.strip():
-                        block.append(line)
-                    elif block:
-                        texts.append("".join(block).strip())
-                        block = []
-                    if len(texts) >= n:
-                        break
-                if block:
-                    texts.append("".join(block).strip())
-            elif file_suffix(path) == ".json":
-                rows = _json(f.read(), path)
-                if not isinstance(rows, list):
-                    raise ValueError(f"{path}: a .json corpus is a list of objects with a field `text`")
-                texts.extend(_text_field(row, f"{path}: item {k}") for k, row in enumerate(rows[:n], 1))
-            else:
-                for number, line in enumerate(f, 1):
-                    if line.strip():
-                        texts.append(_text_field(_json(line, f"{path}:{number}"), f"{path}:{number}"))
-                    if len(texts) >= n:
-                        break
-        if len(texts) >= n:
-            break
-    return texts[:n]
-
-
-def _json(text: str, where: str):
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"{where}: not JSON ({e})") from None
-
-
-def _text_field(row, where: str) -> str:
-    if not isinstance(row, dict) or "text" not in row:
-        fields = sorted(row) if isinstance(row, dict) else type(row).__name__
-        raise ValueError(f"{where}: no field `text` (got {fields})")
-    if not isinstance(row["text"], str):
-        raise ValueError(f"{where}: field `text` holds {type(row['text']).__name__}, not a string")
-    return row["text"]
-
-
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bart-pretrain noise-preview", description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--config", required=True, help="noise recipe YAML (e.g. configs/noise/bart_large.yaml)")
     parser.add_argument("--text", action="append", default=[], help="a text to noise (repeatable)")
     parser.add_argument(
         "--corpus",
-        help="a corpus to take documents from: a .jsonl/.json (field `text`) or .txt file, gzipped or not (.jsonl.gz), "
-        "a .parquet file, a `datasets` save_to_disk directory (column `text`), a directory of such files or a glob",
+        help=f"a corpus to take documents from (column `text`), read as pretraining reads it: {READABLE}; a "
+        "directory of such files or a glob",
     )
     parser.add_argument("--n", type=int, default=2, help="corpus documents shown (first chunk of each; default 2)")
     parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")
@@ -248,7 +191,7 @@ def _main(argv: list[str] | None = None) -> int:
     from bart_pretrain.tokenizer import Tokenizer
 
     try:
-        corpus = read_corpus(args.corpus, args.n) if args.corpus is not None else []
+        corpus = read_texts(args.corpus, args.n) if args.corpus is not None else []
     except ValueError as e:
         print(f"noise-preview: error: --corpus: {e}", file=sys.stderr)
         return 2

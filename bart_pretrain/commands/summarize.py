@@ -101,7 +101,7 @@ def read_input(path: str) -> tuple[list[str], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bart_pretrain.evaluate import summarize_texts
+    from bart_pretrain.evaluate import generate_texts
 
     args = parser().parse_args(argv)
     with reading_input():
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only the non-empty documents are summarized; an empty one (a blank line) gets an empty summary in its place.
     todo = [i for i, d in enumerate(documents) if d.strip()]
     summaries = [""] * len(documents)
-    done = summarize_texts(
+    done = generate_texts(
         model, tokenizer, [documents[i] for i in todo], generation, max_source_length, args.max_tokens
     )
     for i, summary in zip(todo, done, strict=True):

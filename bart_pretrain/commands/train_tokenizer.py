@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-frequency", type=int, default=2, help="drop merges seen fewer times (default 2)")
     parser.add_argument("--out", required=True, help="directory for tokenizer.json, vocab.json, merges.txt")
     args = parser.parse_args(argv)
-    from bart_pretrain.data.documents import BOM, load_text_dataset
+    from bart_pretrain.data.files import BOM, load_text_dataset
 
     try:
         if args.vocab_size < MIN_VOCAB_SIZE:

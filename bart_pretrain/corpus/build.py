@@ -2,6 +2,7 @@
 package registry (README, "The default data"). Writes, atomically and byte-for-byte reproducibly:
 
     summarization/{train,validation,test}.jsonl   Debian long description -> synopsis pairs
+    package_names/{train,validation,test}.jsonl   Debian synopsis -> package name (the same packages and splits)
     corpus/{train,validation}.jsonl                 pretraining documents (docs prose + train descriptions)
     tokenizer/tokenizer.json (+ vocab.json, merges.txt)   byte-level BPE trained on corpus/train
     manifest.json                                   sources, package versions, counts, sha256 of every output
@@ -23,7 +24,7 @@ from bart_pretrain.corpus import debian, docs_corpus, fallback
 from bart_pretrain.corpus.debian import AptError, Pair, PrivateApt
 from bart_pretrain.io import atomic_write_json, atomic_write_jsonl
 
-BUILDER_VERSION = 1  # bump when outputs change for the same inputs
+BUILDER_VERSION = 2  # bump when outputs change for the same inputs (2: package_names/)
 CORPUS_VALIDATION = {"validation": 0.02}
 MIN_DOC_WORDS = 20
 DOC_PACKAGES = (  # (apt-cache search regex, metapackage naming the default one)
@@ -198,12 +199,14 @@ class FallbackInputs:
 # ---------------------------------------------------------------------------------------------------------------
 
 SUMMARIZATION_SPLITS = ("train", "validation", "test")
+NAMES_METRICS = ("exact_match", "chrf")  # the package-naming task's metrics (configs/finetune/debian_names.yaml)
 CORPUS_SPLITS = ("train", "validation")
 
 
 def output_paths(out: Path) -> list[Path]:
     return [
         *(out / "summarization" / f"{s}.jsonl" for s in SUMMARIZATION_SPLITS),
+        *(out / "package_names" / f"{s}.jsonl" for s in SUMMARIZATION_SPLITS),
         *(out / "corpus" / f"{s}.jsonl" for s in CORPUS_SPLITS),
         out / "tokenizer" / "tokenizer.json",
         out / "tokenizer" / "vocab.json",
@@ -233,7 +236,7 @@ def build(
 ) -> dict:
     """Build everything under ``out`` from ``inputs``; returns the manifest. Skips all work when up to date."""
     from bart_pretrain.io import clean_stale_tmp
-    from bart_pretrain.metrics import lead_sentence, rouge
+    from bart_pretrain.metrics import baseline_predictions, lead, rouge, score
     from bart_pretrain.tokenizer import train_tokenizer
 
     t0 = time.perf_counter()
@@ -259,7 +262,13 @@ def build(
         by_split[debian.split_of(p.source)].append(p)
     if not by_split["test"] or not by_split["train"]:
         raise BuildError(f"only {len(pairs)} summarization pairs: too few to split ({inputs.kind} source)")
-    lead1 = rouge([lead_sentence(p.document) for p in by_split["test"]], [p.summary for p in by_split["test"]])
+    lead1 = rouge([lead(p.document) for p in by_split["test"]], [p.summary for p in by_split["test"]])
+    test_names = [p.name_row() for p in by_split["test"]]
+    copy_names = score(
+        NAMES_METRICS,
+        baseline_predictions("copy", [r["synopsis"] for r in test_names]),
+        [r["package"] for r in test_names],
+    )
 
     # Pretraining corpus: documentation prose + descriptions of TRAIN pairs only
     docs = inputs.documents()
@@ -280,6 +289,9 @@ def build(
         counts[f"summarization/{split}"] = atomic_write_jsonl(
             out / "summarization" / f"{split}.jsonl", (p.row() for p in rows)
         )
+        counts[f"package_names/{split}"] = atomic_write_jsonl(
+            out / "package_names" / f"{split}.jsonl", (p.name_row() for p in rows)
+        )
     for split, rows in corpus.items():
         counts[f"corpus/{split}"] = atomic_write_jsonl(out / "corpus" / f"{split}.jsonl", rows)
     tok.save(out / "tokenizer")
@@ -295,6 +307,7 @@ def build(
         "corpus_bytes": {s: sum(len(d["text"].encode()) for d in rows) for s, rows in corpus.items()},
         "tokenizer": {"vocab_size": tok.vocab_size, "mask_id": tok.mask_id, "trained_on": "corpus/train"},
         "lead1_test": {k: round(v, 2) for k, v in lead1.items()},
+        "package_names_copy_test": {k: round(v, 2) for k, v in copy_names.items()},
         "outputs": outputs,
     }
     atomic_write_json(out / "manifest.json", manifest)
@@ -327,3 +340,9 @@ def _print_summary(manifest: dict) -> None:
         "lead-1 baseline on summarization/test (ROUGE-1/2/L F1): "
         f"{lead['rouge1']:.1f}/{lead['rouge2']:.1f}/{lead['rougeL']:.1f}"
     )
+    names = manifest.get("package_names_copy_test")
+    if names is not None:
+        log(
+            f"package names: {c['package_names/test']} test pairs (synopsis -> package); copy baseline (the synopsis "
+            f"itself): exact match {names['exact_match']:.1f}%, chrF {names['chrf']:.1f}"
+        )

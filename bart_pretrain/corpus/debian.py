@@ -1,4 +1,5 @@
-"""Debian package descriptions as summarization pairs (long description -> one-line synopsis).
+"""Debian package descriptions as task pairs: summarization (long description -> one-line synopsis) and package
+naming (synopsis -> package name, :meth:`Pair.name_row`).
 
 Apt runs with a PRIVATE state (absolute ``Dir::State::Lists`` and ``Dir::Cache`` under the output directory)
 so the system's apt state is never touched, against the mirror(s) apt already has configured. Descriptions
@@ -281,6 +282,10 @@ class Pair:
 
     def row(self) -> dict[str, str]:
         return {"id": self.id, "source": self.source, "document": self.document, "summary": self.summary}
+
+    def name_row(self) -> dict[str, str]:
+        """The package-naming task's row: the synopsis and the binary package it describes."""
+        return {"synopsis": self.summary, "package": self.id}
 
 
 PACKAGE_FIELDS = ("Package", "Source", "Version", "Architecture", "Description", "Description-md5", "Depends")

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import noising
 from bart_pretrain.data.batching import TokenBudgetBatchSampler, padding_stats
+from bart_pretrain.data.files import check_stream_source
 from bart_pretrain.data.noise_config import DEFAULT_RECIPE, load_noise, recipe_of
 from bart_pretrain.data.pretrain_dataset import Corruptor, DenoisingDataset, document_lengths
 from bart_pretrain.data.pretrain_stream import (
@@ -24,7 +25,6 @@ from bart_pretrain.data.pretrain_stream import (
     StreamingLoader,
     StreamRows,
     TokenizeTexts,
-    check_stream_source,
 )
 from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
@@ -63,7 +63,7 @@ class PretrainDataModule(pl.LightningDataModule):
         """
         Args:
             train_files: training text: .txt/.jsonl/.json/.parquet files, a directory, a glob, a list, or a
-                ``datasets`` name (see ``bart_pretrain.data.documents.load_text_dataset``).
+                ``datasets`` name (see ``bart_pretrain.data.files.read_dataset``).
             val_files: validation text (same forms); null: no validation.
             text_column: column holding the text in JSON/Parquet rows.
             tokenizer_path: tokenizer.json (or a directory with it, or vocab.json + merges.txt); the model's
@@ -131,9 +131,10 @@ class PretrainDataModule(pl.LightningDataModule):
         return self.tokenizer
 
     def _documents(self, files: str | list[str], limit: int | None, split: str):
-        from bart_pretrain.data.documents import load_text_dataset, tokenize_dataset
+        from bart_pretrain.data.documents import tokenize_dataset
+        from bart_pretrain.data.files import load_text_dataset
 
-        ds = load_text_dataset(files, self.text_column, split=split)
+        ds = load_text_dataset(files, self.text_column, split=split, flag="--data.text_column")
         if limit is not None and limit < len(ds):
             rng = np.random.default_rng(self.seed)
             ds = ds.select(np.sort(rng.choice(len(ds), size=limit, replace=False)))

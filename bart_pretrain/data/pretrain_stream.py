@@ -1,7 +1,8 @@
 """Pretraining data, streaming: a ``datasets`` iterable (local files or a hub name) read in buffers of documents,
 each buffer tokenized, bucketed and corrupted by one worker; memory stays flat. Batches come out in the same order
 for any ``num_workers``, every rank gets the same number, and a resume continues at the batch after the last one the
-trainer consumed. :func:`check_stream_source` makes up front the checks ``load_text_dataset`` makes.
+trainer consumed. The rows come from ``bart_pretrain.data.files`` (:func:`~bart_pretrain.data.files.iter_rows`), checked
+up front by its ``check_stream_source``.
 """
 
 from __future__ import annotations
@@ -17,17 +18,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 import noising
 from bart_pretrain.data.batching import TokenBudgetBatchSampler
-from bart_pretrain.data.documents import (
-    SAVED,
-    builder_options,
-    encode_documents,
-    file_format,
-    load_saved_dataset,
-    load_text_dataset,
-    local_files,
-    looks_local,
-    open_bytes,
-)
+from bart_pretrain.data.documents import encode_documents
+from bart_pretrain.data.files import iter_rows
 from bart_pretrain.data.pretrain_dataset import Corruptor, collate_denoising
 
 STREAM_INDEX_STRIDE = 1 << 32  # sample index of chunk j in stream buffer k: k * STRIDE + j (unique, no counting)
@@ -184,29 +176,7 @@ class StreamRows:
         self.files, self.text_column, self.batch_size = files, text_column, batch_size
 
     def __call__(self) -> Iterator[dict]:
-        import datasets
-
-        if looks_local(self.files):
-            paths, kind = local_files(self.files)
-            if kind == SAVED:
-                for path in paths:
-                    yield from _rows(load_saved_dataset(path), self.batch_size)
-                return
-            options = builder_options(paths, kind)
-            stream = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **options)
-            if kind == "text" and self.text_column != "text":  # .txt rows have one column, "text": as load_text_dataset
-                stream = stream.rename_column("text", self.text_column)
-        else:
-            stream = datasets.load_dataset(self.files, split="train", streaming=True)
-        yield from _rows(stream, self.batch_size)
-
-
-def _rows(ds, batch_size: int) -> Iterator[dict]:
-    """The rows of a ``datasets`` Dataset or IterableDataset, in order, read ``batch_size`` at a time."""
-    for batch in ds.iter(batch_size=batch_size):
-        columns = list(batch)
-        for values in zip(*(batch[c] for c in columns), strict=True):
-            yield dict(zip(columns, values, strict=True))
+        return iter_rows(self.files, self.text_column, self.batch_size)
 
 
 class TokenizeTexts:
@@ -217,70 +187,3 @@ class TokenizeTexts:
 
     def __call__(self, texts: list[str]) -> list[list[dict]]:
         return encode_documents(texts, self.tok, self.max_length)
-
-
-_PREFIX_BYTES = 1 << 20  # a streamed corpus may be huge: check the first MiB of each file up front
-
-
-def check_stream_source(source: str | list[str], text_column: str = "text", flag: str = "--data.train_files") -> None:
-    """The checks ``load_text_dataset`` makes, for a corpus read as a stream: the local files exist (a directory: the
-    files under it, of one format), have a known type and are not empty; text/JSON files (gunzipped) start with UTF-8
-    (the first MiB); the first row has a string column ``text_column``. A ``datasets`` name (not local) only gets the
-    first-row check."""
-    import codecs
-
-    import datasets
-
-    if looks_local(source):
-        try:
-            paths, kind = local_files(source)
-        except ValueError as e:
-            raise ValueError(f"{flag}: {e}") from None
-        if kind == SAVED:  # memory-mapped: the column's type is known without reading a row
-            try:
-                for p in paths:
-                    load_text_dataset(p, text_column)
-            except ValueError as e:
-                raise ValueError(f"{flag}: {e}") from None
-            return
-        for p in paths:
-            try:
-                with open_bytes(p) as f:
-                    head = f.read(_PREFIX_BYTES)
-            except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
-                raise ValueError(f"{flag}: {p}: not a readable gzip file ({type(e).__name__}: {e})") from None
-            if not head.removeprefix(codecs.BOM_UTF8).strip():
-                raise ValueError(f"{flag}: {p}: the file is empty (no text to train on)")
-            if file_format(p) != "parquet":
-                try:
-                    codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-                except UnicodeDecodeError as e:
-                    raise ValueError(
-                        f"{flag}: {p}: not UTF-8 text (invalid byte 0x{head[e.start]:02x} at byte offset {e.start}); "
-                        "convert it, e.g. `iconv -f latin1 -t utf-8`"
-                    ) from None
-        stream = datasets.load_dataset(
-            kind, data_files=paths, split="train", streaming=True, **builder_options(paths, kind)
-        )
-        where = ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
-    else:
-        stream = datasets.load_dataset(str(source), split="train", streaming=True)
-        where, kind = str(source), None
-    if kind == "text" and text_column != "text":
-        text_column = "text"  # .txt rows have one column, renamed by the loader
-    try:
-        first = next(iter(stream), None)
-    except Exception as e:  # the builders' errors are long chains: name the files
-        cause = e.__cause__ or e
-        raise ValueError(f"{flag}: could not read {where}: {type(cause).__name__}: {cause}") from e
-    if first is None:
-        raise ValueError(f"{flag}: {where}: no rows (no text to train on)")
-    if text_column not in first:
-        raise ValueError(
-            f"{flag}: {where}: no column {text_column!r} (columns: {sorted(first)}); set --data.text_column"
-        )
-    value = first[text_column]
-    if value is not None and not isinstance(value, str):
-        raise ValueError(
-            f"{flag}: {where}: column {text_column!r} holds {type(value).__name__} ({value!r:.40}), not strings"
-        )

@@ -1,10 +1,11 @@
-"""Summarization fine-tuning (BART paper section 3.3 / fairseq ``examples/bart/README.summarization.md``).
+"""Fine-tuning on any (source, target) task, summarization by default (BART paper section 3.3 / fairseq
+``examples/bart/README.summarization.md``).
 
-``SummarizationModule`` starts from our pretraining checkpoint or a transformers BART directory
-(``--model.init_from``) or from random weights (``--model.init_from null`` + ``--model.model_config``), trains with
-label-smoothed cross-entropy normalised by target tokens, AdamW with warmup + decay, and validates with loss and
-ROUGE of beam search on a fixed subset. ``main`` (``bart-pretrain finetune``) fits, then evaluates on the test split
-beside lead-1 and, with ``--compare_scratch true``, beside the same fine-tune from random weights.
+``FinetuneModule`` starts from our pretraining checkpoint or a transformers BART directory (``--model.init_from``) or
+from random weights (``--model.init_from null`` + ``--model.model_config``), trains with label-smoothed cross-entropy
+normalised by target tokens, AdamW with warmup + decay, and validates with loss and the task's metrics
+(``--model.metrics``) of beam search on a fixed subset; ``--model.baseline`` names what the test evaluation compares
+with.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import torch
 
 from bart_pretrain.data.batching import shift_tokens_right
-from bart_pretrain.evaluate import summarize_texts
+from bart_pretrain.evaluate import generate_texts
 from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.metrics import MetricName, check_baseline, check_metrics, score
 from bart_pretrain.optim import OptimConfig
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
@@ -30,8 +32,9 @@ class MissingCheckpointError(FileNotFoundError):
     pass
 
 
-class SummarizationModule(Seq2SeqModule):
-    """Fine-tuning for summarization; loss normalisation, optimizer and schedule from ``training.Seq2SeqModule``."""
+class FinetuneModule(Seq2SeqModule):
+    """Fine-tuning on (source, target) pairs; loss normalisation, optimizer and schedule from
+    ``training.Seq2SeqModule``."""
 
     def __init__(
         self,
@@ -44,6 +47,8 @@ class SummarizationModule(Seq2SeqModule):
         generation: GenerationConfig | None = None,
         max_source_length: int = 512,
         eval_max_tokens: int = 8192,
+        metrics: tuple[MetricName, ...] = ("rouge",),
+        baseline: str = "lead-1",
         compile: bool = False,
     ):
         """
@@ -60,16 +65,25 @@ class SummarizationModule(Seq2SeqModule):
             init: how random weights start when ``init_from`` is null (see bart_pretrain.training.initialization); set
                 it as the pretraining run did, so that a from-scratch comparison differs only by the pretraining.
             dropout: override the model's dropout for fine-tuning (null keeps the checkpoint's).
-            generation: beam-search settings for validation ROUGE, test evaluation and `summarize` (saved in the
-                checkpoint); default: those ``init_from`` records, else ``GenerationConfig``'s.
-            max_source_length: documents are truncated to this many tokens at generation time (linked from
+            generation: beam-search settings for the validation metrics, test evaluation and `summarize` (saved in
+                the checkpoint); default: those ``init_from`` records, else ``GenerationConfig``'s.
+            max_source_length: sources are truncated to this many tokens at generation time (linked from
                 ``--data.max_source_length``).
             eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
+            metrics: the task's metrics, at validation (on ``--data.metric_subset`` pairs) and on the test split:
+                rouge (ROUGE-1/2/L), bleu, chrf (sacreBLEU), exact_match.
+            baseline: what the test evaluation reports beside the model: lead-K (the first K sentences of the
+                source), copy (the source itself) or none.
             compile: ``torch.compile`` the training step (encoder-decoder and loss kernel), as pretraining's
                 ``--model.compile``; eager if unavailable.
         """
         super().__init__()
         from bart_pretrain.loading import tokenizer_record
+
+        metrics = list(metrics)
+        check_metrics(metrics)
+        check_baseline(baseline)
+        self.metrics, self.baseline = metrics, baseline
         from bart_pretrain.model import Bart
         from bart_pretrain.tokenizer import Tokenizer
 
@@ -128,6 +142,8 @@ class SummarizationModule(Seq2SeqModule):
                 "generation": dataclasses.asdict(self.generation),
                 "max_source_length": max_source_length,
                 "eval_max_tokens": eval_max_tokens,
+                "metrics": metrics,
+                "baseline": baseline,
                 "compile": compile,
             }
         )
@@ -150,22 +166,20 @@ class SummarizationModule(Seq2SeqModule):
         super().on_validation_epoch_end()
         if self.trainer.sanity_checking:
             return
-        subset = getattr(self.trainer.datamodule, "rouge_subset", None)
-        documents, references = subset() if subset is not None else ([], [])
-        if not documents:
+        subset = getattr(self.trainer.datamodule, "metric_pairs", None)
+        sources, references = subset() if subset is not None else ([], [])
+        if not sources:
             return
-        from bart_pretrain.metrics import rouge
-
-        scores = rouge(self.summarize(documents), references)
+        scores = score(self.metrics, self.generate(sources), references)
         self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False)
-        self.history.setdefault("val_rouge", []).append((self.trainer.global_step, scores))
+        self.history.setdefault("val_metrics", []).append((self.trainer.global_step, scores))
 
-    def summarize(self, documents: list[str]) -> list[str]:
-        """Beam-search summaries with this module's generation settings."""
-        return summarize_texts(
+    def generate(self, sources: list[str]) -> list[str]:
+        """Beam-search outputs with this module's generation settings."""
+        return generate_texts(
             self.model,
             self.tokenizer,
-            documents,
+            sources,
             self.generation,
             self.hparams.max_source_length,
             self.hparams.eval_max_tokens,

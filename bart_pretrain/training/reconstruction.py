@@ -1,5 +1,6 @@
 """Does the denoiser beat copying its input? Reconstructions (beam search, or greedy) of a fixed set of validation
-documents scored against the originals with sacrebleu's chrF and BLEU, beside the same scores of the COPY BASELINE:
+documents (the one generation loop, ``bart_pretrain.evaluate.generate_ids``) scored against the originals with
+sacrebleu's chrF and BLEU (``bart_pretrain.metrics``), beside the same scores of the COPY BASELINE:
 the corrupted source itself with its special tokens (masks) dropped. A model that ignores its source scores far
 below the baseline; one that copies and also repairs (fills spans, restores order) scores above it.
 """
@@ -12,20 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from bart_pretrain.data.batching import pad
+from bart_pretrain.evaluate import generate_ids
+from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.metrics import score
 
-
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Corpus chrF (character 6-grams, beta 2) and BLEU (sacrebleu defaults, 13a tokenisation), both 0-100."""
-    import sacrebleu
-
-    refs = [list(references)]
-    return {
-        "chrf": float(sacrebleu.corpus_chrf(list(hypotheses), refs).score),
-        "bleu": float(sacrebleu.corpus_bleu(list(hypotheses), refs).score),
-    }
+PROBE_METRICS = ("chrf", "bleu")
 
 
 def repeats_itself(text: str, original: str, n: int = 6) -> bool:
@@ -55,42 +48,8 @@ def run_on_shares(outputs: Sequence[str], originals: Sequence[str], longer_by: f
     }
 
 
-@torch.no_grad()
-def reconstruct(
-    model,
-    sources: Sequence[np.ndarray],
-    *,
-    num_beams: int,
-    no_repeat_ngram_size: int = 0,
-    batch_size: int = 16,
-    extra_tokens: int = 16,
-) -> list[list]:
-    """Reconstructions (token ids, special tokens included) of ``sources``, in their order, by beam search of width
-    ``num_beams`` (1: greedy), never repeating a token n-gram of ``no_repeat_ngram_size`` (0: no ban); batches of
-    similar length, each allowed ``extra_tokens`` more than its longest source."""
-    c = model.config
-    device = next(model.parameters()).device
-    order = np.argsort([len(s) for s in sources], kind="stable")
-    out: list[list] = [[] for _ in sources]
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            ids, mask = pad([sources[i] for i in rows], c.pad_token_id)
-            max_length = min(ids.size(1) + extra_tokens, c.max_position_embeddings)
-            generated = model.generate(
-                ids.to(device),
-                mask.to(device),
-                num_beams=num_beams,
-                max_length=max_length,
-                no_repeat_ngram_size=no_repeat_ngram_size,
-            )
-            for i, row in zip(rows, generated.tolist(), strict=True):
-                out[i] = row
-    finally:
-        model.train(was_training)
-    return out
+RECONSTRUCTION_BATCH = 16  # documents a batch, shortest first (the probe's numbers depend on the batches)
+EXTRA_TOKENS = 16  # a batch may generate this many tokens past its longest source
 
 
 @dataclass
@@ -109,7 +68,7 @@ class ReconstructionProbe:
 
     def __post_init__(self) -> None:
         self.copy_texts = [self.decode(s.tolist()) for s in self.sources]  # special ids (<mask>, <s>, </s>) dropped
-        self.baseline = corpus_scores(self.copy_texts, self.originals)
+        self.baseline = score(PROBE_METRICS, self.copy_texts, self.originals)
 
     @classmethod
     def from_datamodule(
@@ -128,9 +87,17 @@ class ReconstructionProbe:
         """Scores of the model's reconstructions and of the copy baseline, and the texts themselves. The model beats
         the baseline when it scores higher on both chrF and BLEU. ``no_repeat_ngram_size`` overrides the probe's."""
         ban = self.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size
-        ids = reconstruct(model, self.sources, num_beams=self.num_beams, no_repeat_ngram_size=ban)
+        generation = GenerationConfig(num_beams=self.num_beams, no_repeat_ngram_size=ban)  # max_length: per batch
+        ids = generate_ids(
+            model,
+            self.sources,
+            generation,
+            batch_size=RECONSTRUCTION_BATCH,
+            longest_first=False,
+            extra_tokens=EXTRA_TOKENS,
+        )
         outputs = [self.decode(row) for row in ids]
-        scores = corpus_scores(outputs, self.originals)
+        scores = score(PROBE_METRICS, outputs, self.originals)
         return {
             "documents": len(self.sources),
             "num_beams": self.num_beams,

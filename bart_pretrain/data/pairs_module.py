@@ -1,5 +1,6 @@
-"""The summarization DataModule (``--data.*`` of ``bart-pretrain finetune``): pairs from a directory, files or a
-``datasets`` name, tokenized with the module's tokenizer, in token-budget batches with length bucketing.
+"""The fine-tuning DataModule (``--data.*`` of ``bart-pretrain finetune``): (source, target) pairs of any task, their
+columns and split names in config, from a directory, files or a ``datasets`` name, tokenized with the module's
+tokenizer, in token-budget batches with length bucketing.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from bart_pretrain.data import batching
-from bart_pretrain.data.summarization_pairs import SPLITS, collate_pairs, load_pairs, tokenize_pairs
+from bart_pretrain.data.pairs import SPLITS, collate_pairs, load_pairs, tokenize_pairs
 from bart_pretrain.errors import reading_input
 
 
-class SummarizationDataModule(pl.LightningDataModule):
+class PairsDataModule(pl.LightningDataModule):
     def __init__(
         self,
         source: str = "data/summarization",
@@ -24,8 +25,8 @@ class SummarizationDataModule(pl.LightningDataModule):
         validation_file: str | None = None,
         test_file: str | None = None,
         dataset_config: str | None = None,
-        document_column: str = "document",
-        summary_column: str = "summary",
+        source_column: str = "document",
+        target_column: str = "summary",
         split_names: dict[str, str] | None = None,
         tokenizer_file: str | None = None,
         max_source_length: int = 512,
@@ -33,21 +34,24 @@ class SummarizationDataModule(pl.LightningDataModule):
         max_tokens: int = 4096,
         train_subset: int | None = None,
         validation_subset: int | None = 256,
-        rouge_subset: int = 32,
+        metric_subset: int = 32,
         test_subset: int | None = None,
         seed: int = 0,
         num_workers: int = 0,
     ):
         """
         Args:
-            source: a directory with train/validation/test .jsonl|.json|.csv|.parquet files, or a `datasets` name
-                (e.g. cnn_dailymail with --data.dataset_config 3.0.0).
+            source: a directory of splits (train/validation/test files in any readable format, .jsonl, .csv,
+                .parquet ..., or folders of them), a `save_to_disk` directory, or a `datasets` name (e.g.
+                cnn_dailymail with --data.dataset_config 3.0.0).
             train_file: a local file or glob for the train split, overriding ``source``.
             validation_file: same for the validation split.
             test_file: same for the test split.
             dataset_config: the `datasets` configuration name (e.g. "3.0.0" for cnn_dailymail).
-            document_column: the column holding the document (cnn_dailymail: article).
-            summary_column: the column holding the reference summary (cnn_dailymail: highlights).
+            source_column: the column holding the model's input (summarization: the document; cnn_dailymail:
+                article).
+            target_column: the column holding the reference output (summarization: the summary; cnn_dailymail:
+                highlights).
             split_names: the dataset's names of the splits, e.g. {"validation": "valid"}.
             tokenizer_file: tokenizer.json; default: the fine-tuned model's tokenizer.
             max_source_length: documents are truncated to this many tokens (with <s> and </s>).
@@ -55,7 +59,8 @@ class SummarizationDataModule(pl.LightningDataModule):
             max_tokens: token budget of a batch: batch size x max(source, target) length of its longest pair.
             train_subset: use only this many training pairs (a fixed random subset), null = all.
             validation_subset: validation loss on this many pairs (fixed random subset), null = all.
-            rouge_subset: validation ROUGE from beam search on this many pairs (a fixed subset of the above).
+            metric_subset: the validation metric (``--model.metrics``) from beam search on this many pairs (a fixed
+                subset of the above; 0: none).
             test_subset: evaluate on this many test pairs (fixed random subset), null = the whole test split.
             seed: seed of the subsets and of the batch order (with the epoch).
             num_workers: DataLoader workers.
@@ -80,18 +85,18 @@ class SummarizationDataModule(pl.LightningDataModule):
 
                 self.tokenizer = Tokenizer.from_file(self.hparams.tokenizer_file)
             else:
-                raise ValueError("the summarization data needs a tokenizer: set --data.tokenizer_file")
+                raise ValueError("the fine-tuning data needs a tokenizer: set --data.tokenizer_file")
         return self.tokenizer
 
     def pairs(self, split: str) -> datasets.Dataset:
-        """The raw (document, summary) pairs of ``split``, subsampled as configured (cached)."""
+        """The raw (source, target) pairs of ``split``, subsampled as configured (cached)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
         if split not in self.raw:
             h = self.hparams
             explicit = {"train": h.train_file, "validation": h.validation_file, "test": h.test_file}[split]
             name = (h.split_names or {}).get(split, split)
-            ds = load_pairs(explicit or h.source, name, h.document_column, h.summary_column, h.dataset_config)
+            ds = load_pairs(explicit or h.source, name, h.source_column, h.target_column, h.dataset_config)
             n = {"train": h.train_subset, "validation": h.validation_subset, "test": h.test_subset}[split]
             if n is not None and n < len(ds):
                 ds = ds.shuffle(seed=h.seed).select(range(n))
@@ -103,7 +108,7 @@ class SummarizationDataModule(pl.LightningDataModule):
             h = self.hparams
             ds = tokenize_pairs(self.pairs(split), self._resolve_tokenizer(), h.max_source_length, h.max_target_length)
             if len(ds) == 0:
-                raise ValueError(f"the {split} split has no pair with a non-empty document and summary")
+                raise ValueError(f"the {split} split has no pair with a non-empty source and target")
             self.encoded[split] = ds.select_columns(["input_ids", "labels"])
         return self.encoded[split]
 
@@ -115,11 +120,11 @@ class SummarizationDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate"):
             self.encoded_split("validation")
 
-    def rouge_subset(self) -> tuple[list[str], list[str]]:
-        """The fixed (documents, references) on which validation ROUGE is computed."""
+    def metric_pairs(self) -> tuple[list[str], list[str]]:
+        """The fixed (sources, references) on which the validation metric is computed."""
         ds = self.pairs("validation")
-        ds = ds.select(range(min(self.hparams.rouge_subset, len(ds))))
-        return list(ds["document"]), list(ds["summary"])
+        ds = ds.select(range(min(self.hparams.metric_subset, len(ds))))
+        return list(ds["source"]), list(ds["target"])
 
     # --- loaders --------------------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
