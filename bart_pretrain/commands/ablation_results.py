@@ -278,24 +278,28 @@ def markdown(summary: dict) -> str:
         "# Which corruption is best?",
         "",
         _budget_line(summary),
+        "",
         "Ranked by fine-tune validation perplexity (exp of the validation loss, the BART paper's measure; lower is "
         "better): mean (min-max) over seeds. A difference is called only between tiers, where the seeds' min-max "
         "ranges do not overlap; recipes of one tier are not separable by these seeds.",
         "",
-        "| rank | tier | recipe | seeds | pretrain steps | target tokens/step | fine-tune val ppl | not separable from "
-        "| pretext: model vs copy baseline | learned | ROUGE-1/2/L | BART paper ppl (rank) | T5 paper ROUGE-2 (rank) |",
-        "|---:|---:|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|",
+        "| rank | tier | recipe | seeds | pretrain steps | target tokens/step | target tokens seen | fine-tune val ppl "
+        "| not separable from | pretext: model vs copy baseline | learned | ROUGE-1/2/L | BART paper ppl (rank) "
+        "| T5 paper ROUGE-2 (rank) |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     for r in summary["rows"]:
         others = r["not_separable_from"]
         pre = (f"{r['pretext_measure']} {_range(r['pretext_model'], 1)} vs {_range(r['pretext_baseline'], 1)}"
                if r["pretext_measure"] else "—")  # fmt: skip
         per_step = "—" if r["target_tokens_per_step"] is None else f"{r['target_tokens_per_step']:,.0f}"
+        seen = r["target_tokens_seen"]["mean"]
         rouge = " / ".join(f"{r[m]['mean']:.2f}" if r[m]["mean"] is not None else "—"
                            for m in ("rouge1", "rouge2", "rougeL"))  # fmt: skip
         lines.append(
             f"| {_rank(r.get('rank'))} | {r['tier'] if r['tier'] is not None else '—'} | {r['recipe']} "
-            f"| {len(r['seeds'])} | {r['pretrain_steps']} | {per_step} | {_range(r['finetune_val_ppl'])} "
+            f"| {len(r['seeds'])} | {r['pretrain_steps']} | {per_step} | {'—' if seen is None else f'{seen:,.0f}'} "
+            f"| {_range(r['finetune_val_ppl'])} "
             f"| {'—' if others is None else (', '.join(others) or 'none')} | {pre} | {_learned(r)} | {rouge} "
             f"| {_published(r, 'paper')} | {_published(r, 't5')} |"
         )
