@@ -120,6 +120,7 @@ def test_the_budget_is_measured_from_the_documents_and_sets_each_cells_steps(gri
     steps = math.ceil(BUDGET / expected)
     for recipe, entry in budget.items():
         assert entry["target_tokens_per_step"] == pytest.approx(expected) and entry["batches_sampled"] == 5
+        assert entry["document_tokens_per_step"] == pytest.approx(expected)
         for seed in (5, 6):
             report = json.loads((out / recipe / f"seed{seed}" / "pretrain" / "report.json").read_text())
             assert report["steps"] == steps
@@ -311,6 +312,33 @@ def test_each_cells_steps_give_the_same_target_tokens(tmp_path):
         ablation.ranks_per_step({"devices": "auto"})
 
 
+def _simulated(steps: int, full: float, identity: float, ramp: int, start: float) -> float:
+    """Target tokens of ``steps`` steps, step by step, under a linear mix ramp (what the curriculum does)."""
+    total = 0.0
+    for t in range(steps):
+        strength = start + (1 - start) * min(t / ramp, 1.0) if ramp else 1.0
+        total += strength * full + (1 - strength) * identity
+    return total
+
+
+@pytest.mark.parametrize(("schedule", "share"), [(None, None), ({"steps": 300, "start": 0.0, "mode": "mix"}, None),
+                                                 ({"steps": 300, "start": 0.2, "mode": "mix"}, 0.5),
+                                                 ({"steps": 5000, "start": 0.0, "mode": "mix"}, None)])  # fmt: skip
+def test_budget_steps_give_the_target_tokens_under_a_curriculum(schedule, share):
+    """An objective with 500 target tokens a step at full strength on documents of 2,000: under a mix curriculum the
+    samples left as they are carry the whole document, so the ramp's steps count more; step by step, the steps the
+    budget gives reach the budget within one step's tokens."""
+    steps, mean = ablation.budget_steps(1_000_000, 500.0, 2000.0, schedule, share)
+    ramp = 0 if schedule is None else round(share * steps) if share else schedule["steps"]
+    start = 0.0 if schedule is None else schedule["start"]
+    seen = _simulated(steps, 500.0, 2000.0, ramp, start)
+    assert 1_000_000 <= seen < 1_000_000 + 2000 and mean * steps == pytest.approx(seen)
+    assert _simulated(steps - 1, 500.0, 2000.0, ramp, start) < 1_000_000 or share is not None
+    if schedule is None:
+        assert (steps, mean) == (2000, 500.0)
+    assert ablation.budget_steps(1_000_000, 2000.0, 2000.0, schedule, share)[0] == 500  # the document: no change
+
+
 # --- the table's statistics, on fake cells ------------------------------------------------------------------
 NOISE = CONFIGS / "noise"
 
@@ -338,7 +366,7 @@ def test_spread_seed_agreement_tiers_and_pretext_on_fake_cells():
              "document_rotation": (20.0, 12.0, 15.0)}  # fmt: skip
     learned = {"token_deletion": True, "token_masking": True, "text_infilling": False, "document_rotation": None}
     results = [_fake(r, s, ppl[k], learned[r]) for r, ppl in cells.items() for k, s in enumerate((1, 2, 3))]
-    budget = {r: {"steps": 10 * (k + 1), "target_tokens_per_step": 100.0 / (k + 1)} for k, r in enumerate(cells)}
+    budget = {r: {"steps": 10 * (k + 1), "mean_target_tokens_per_step": 100.0 / (k + 1)} for k, r in enumerate(cells)}
     summary = summarize(_fake_config(list(cells), (1, 2, 3)), results, budget)
     rows = {r["recipe"]: r for r in summary["rows"]}
     assert [r["recipe"] for r in summary["rows"]] == ["token_deletion", "token_masking", "text_infilling",
@@ -553,5 +581,5 @@ def test_measured_target_tokens_are_the_same_for_the_same_seed(tmp_path):
     pretrain = make_world(tmp_path / "world")
     data = yaml.safe_load(pretrain.read_text())["data"] | {"noise": "configs/noise/text_infilling.yaml"}
     first = ablation.target_tokens_per_batch(data, 4, seed=11)
-    assert ablation.target_tokens_per_batch(data, 4, seed=11) == first and first[1] == 4
-    assert np.isfinite(first[0]) and first[0] > 0
+    assert ablation.target_tokens_per_batch(data, 4, seed=11) == first and first[2] == 4
+    assert np.isfinite(first[0]) and first[0] > 0 and first[1] > 0

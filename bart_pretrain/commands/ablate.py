@@ -223,10 +223,12 @@ def ranks_per_step(trainer: Mapping[str, Any]) -> int:
     return int(trainer.get("accumulate_grad_batches") or 1) * devices * int(trainer.get("num_nodes") or 1)
 
 
-def target_tokens_per_batch(data: Mapping[str, Any], batches: int, seed: int) -> tuple[float, int]:
-    """(mean target tokens per training batch, batches sampled): the first ``batches`` batches of the token-budget
-    plan of epoch 0 under ``seed``, each document corrupted at full strength (the objective's own target lengths;
-    what ``tokens_seen`` counts: non-pad labels). ``data``: the pretraining's resolved ``data`` section."""
+def target_tokens_per_batch(data: Mapping[str, Any], batches: int, seed: int) -> tuple[float, float, int]:
+    """(mean target tokens per training batch at full strength, mean document tokens per batch, batches sampled): the
+    first ``batches`` batches of the token-budget plan of epoch 0 under ``seed``, each document corrupted by the
+    full recipe (the objective's own target lengths: what ``tokens_seen`` counts, non-pad labels). The document
+    tokens are the target of a sample a ``mix`` curriculum leaves as it is. ``data``: the pretraining's resolved
+    ``data`` section."""
     import noising
     from bart_pretrain.data.batching import plan_batches
     from bart_pretrain.data.pretrain_module import PretrainDataModule
@@ -241,14 +243,45 @@ def target_tokens_per_batch(data: Mapping[str, Any], batches: int, seed: int) ->
     module.setup("fit")
     plan = plan_batches(module.train_lengths, module.max_tokens, seed=seed, max_sentences=module.max_sentences)
     plan = plan[:batches]
-    total = 0
+    targets = documents = 0
     for batch in plan:
         columns = module.train_docs[[int(i) for i in batch]]
         rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
         for i, row in zip(batch, rows, strict=True):
             _, target = module.corruptor(row, noising.sample_rng(seed, 0, int(i)), None)
-            total += len(target)
-    return total / len(plan), len(plan)
+            targets += len(target)
+        documents += int(module.train_lengths[batch].sum())
+    return targets / len(plan), documents / len(plan), len(plan)
+
+
+def budget_steps(
+    target_tokens: int, full: float, identity: float, schedule: Mapping[str, Any] | None, share: float | None
+) -> tuple[int, float]:
+    """(optimizer steps, their mean target tokens per step): the fewest steps whose target tokens reach
+    ``target_tokens``, with ``full`` target tokens a step at full strength and ``identity`` a step of samples left as
+    they are. Under a curriculum (``schedule``: the resolved ``data.noise_schedule``; its length ``share`` x the steps
+    when given, else its ``steps``) the strength at step t ramps linearly from ``start`` to 1; in ``mix`` mode that
+    share of the samples gets the full recipe and the rest are (document, document), so step t trains on
+    ``s(t) * full + (1 - s(t)) * identity`` target tokens on average (in ``ratio`` mode the target is the document:
+    ``full == identity``)."""
+    start = float(schedule.get("start", 0.0)) if schedule else 1.0
+
+    def ramp(steps: int) -> int:
+        if not schedule:
+            return 0
+        return max(1, round(share * steps)) if share is not None else int(schedule.get("steps", 0))
+
+    def tokens(steps: int) -> float:
+        length = ramp(steps)
+        k = min(steps, length)
+        strength_sum = k * start + (1.0 - start) * k * (k - 1) / (2 * length) if length else 0.0
+        return k * identity + (full - identity) * strength_sum + (steps - k) * full
+
+    low, high = 1, max(1, math.ceil(target_tokens / min(full, identity))) + 1
+    while low < high:  # the fewest steps that reach the budget
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if tokens(mid) < target_tokens else (low, mid)
+    return low, tokens(low) / low
 
 
 def budget_key(config: AblationConfig, recipe: Recipe) -> dict[str, Any]:
@@ -259,8 +292,9 @@ def budget_key(config: AblationConfig, recipe: Recipe) -> dict[str, Any]:
 
 
 def measure_budget(config: AblationConfig, log=print) -> dict[str, dict[str, Any]] | None:
-    """Per recipe: its target tokens per optimizer step (measured; cached in ``<out_dir>/budget.json``) and the steps
-    that give it ``pretrain_target_tokens``; None when the budget is ``pretrain_steps``."""
+    """Per recipe: its target tokens per optimizer step at full strength and of the documents themselves (measured;
+    cached in ``<out_dir>/budget.json``), and the steps that give it ``pretrain_target_tokens`` under the
+    pretraining's curriculum (:func:`budget_steps`); None when the budget is ``pretrain_steps``."""
     if config.pretrain_target_tokens is None:
         return None
     from bart_pretrain.commands.pretrain import main as pretrain_main
@@ -279,20 +313,25 @@ def measure_budget(config: AblationConfig, log=print) -> dict[str, dict[str, Any
             data = {f"data.{k}": v for k, v in (resolved.get("data") or {}).items()}
             resolve_config_inputs(data, ("data.train_files", "data.val_files", "data.tokenizer_path"), argv)
             t0 = time.perf_counter()
-            per_batch, sampled = target_tokens_per_batch(
+            full, documents, sampled = target_tokens_per_batch(
                 {k.removeprefix("data."): v for k, v in data.items()}, config.budget_batches, config.budget_seed
             )
-            per_step = per_batch * ranks_per_step(resolved.get("trainer") or {})
-            log(f"[{recipe.name}] {per_step:,.0f} target tokens per step (measured on {sampled} batches, "
-                f"{time.perf_counter() - t0:.0f} s)")  # fmt: skip
-            entry = {"key": key, "target_tokens_per_batch": per_batch, "batches_sampled": sampled,
-                     "target_tokens_per_step": per_step}  # fmt: skip
+            per_step = ranks_per_step(resolved.get("trainer") or {})
+            seconds = time.perf_counter() - t0
+            log(f"[{recipe.name}] {full * per_step:,.0f} target tokens per step at full strength (documents: "
+                f"{documents * per_step:,.0f}; measured on {sampled} batches, {seconds:.0f} s)")  # fmt: skip
+            entry = {"key": key, "batches_sampled": sampled, "target_tokens_per_step": full * per_step,
+                     "document_tokens_per_step": documents * per_step,
+                     "noise_schedule": data.get("data.noise_schedule")}  # fmt: skip
         if entry["target_tokens_per_step"] <= 0:
             raise UserError(f"recipes: {recipe.path}: its targets are empty on the sampled batches; nothing to train")
-        steps = max(1, math.ceil(config.pretrain_target_tokens / entry["target_tokens_per_step"]))
-        budget[recipe.name] = {**entry, "steps": steps}
+        steps, mean = budget_steps(config.pretrain_target_tokens, entry["target_tokens_per_step"],
+                                   entry["document_tokens_per_step"], entry["noise_schedule"],
+                                   config.noise_schedule_share)  # fmt: skip
+        budget[recipe.name] = {**entry, "steps": steps, "mean_target_tokens_per_step": mean}
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {name: {k: v for k, v in e.items() if k != "steps"} for name, e in budget.items()})
+    kept = ("steps", "mean_target_tokens_per_step")
+    atomic_write_json(path, {name: {k: v for k, v in e.items() if k not in kept} for name, e in budget.items()})
     return budget
 
 

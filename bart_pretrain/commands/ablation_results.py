@@ -176,7 +176,7 @@ def summarize(
             "path": str(recipe.path),
             "seeds": sorted(r["seed"] for r in mine),
             "pretrain_steps": int(budget[recipe.name]["steps"]) if budget else config.pretrain_steps,
-            "target_tokens_per_step": budget[recipe.name]["target_tokens_per_step"] if budget else None,
+            "target_tokens_per_step": budget[recipe.name]["mean_target_tokens_per_step"] if budget else None,
             "pretext_measure": next((r["pretext"]["measure"] for r in mine if (r.get("pretext") or {}).get("measure")),
                                     None),
             "learned_seeds": sum(v is True for v in verdicts),
