@@ -36,7 +36,7 @@ from pretrain_world import WORDS, make_world, summary_pairs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
-BUDGET = 600  # target tokens per cell: 10 steps of the world's ~61 target tokens a step (4 documents a batch)
+BUDGET = 600  # target tokens per cell: 7 steps of the world's ~98 target tokens a step (16 batches an epoch)
 
 
 def _pairs(n: int, offset: int) -> list[dict]:
@@ -103,7 +103,7 @@ def _csv_val_loss(run_dir: Path) -> float:
 # --- the real tiny grid -------------------------------------------------------------------------------------
 def test_the_budget_is_measured_from_the_documents_and_sets_each_cells_steps(grid):
     """Both recipes reconstruct the whole document, so a batch's target tokens are its documents' tokens: the
-    measurement equals the sum of document lengths over the same 5 planned batches, computed here without noise."""
+    measurement equals the epoch's document tokens over its planned batches, computed here without noise."""
     from bart_pretrain.data.batching import plan_batches
     from bart_pretrain.data.pretrain_dataset import document_lengths
     from bart_pretrain.data.pretrain_module import PretrainDataModule
@@ -113,8 +113,7 @@ def test_the_budget_is_measured_from_the_documents_and_sets_each_cells_steps(gri
     module = PretrainDataModule(**{**world, "val_files": None})
     module.setup("fit")
     lengths = document_lengths(module.train_docs)
-    plan = plan_batches(lengths, world["max_tokens"], seed=0)[:5]
-    expected = sum(int(lengths[b].sum()) for b in plan) / 5
+    expected = int(lengths.sum()) / len(plan_batches(lengths, world["max_tokens"], seed=0))
     budget = json.loads((out / "budget.json").read_text())
     assert set(budget) == {"token_deletion", "document_rotation"}
     steps = math.ceil(BUDGET / expected)
@@ -341,6 +340,16 @@ def test_budget_steps_give_the_target_tokens_under_a_curriculum(schedule, share)
 
 # --- the table's statistics, on fake cells ------------------------------------------------------------------
 NOISE = CONFIGS / "noise"
+
+
+def test_an_objectives_pretext_is_scored_against_its_target():
+    from bart_pretrain.commands.ablation_results import pretext
+
+    recon = {"model": {"chrf": 40.0, "bleu": 9.0}, "copy_baseline": {"chrf": 30.0, "bleu": 10.0},
+             "beats_copy_baseline": False, "reference": "target"}  # fmt: skip
+    assert pretext({"reconstruction": recon}) == {"measure": "target chrF", "model": 40.0, "baseline": 30.0,
+                                                  "learned": False}  # fmt: skip
+    assert pretext({"steps": 3})["learned"] is None
 
 
 def _fake(recipe: str, seed: int, ppl: float, learned: bool | None = True) -> dict:

@@ -224,11 +224,12 @@ def ranks_per_step(trainer: Mapping[str, Any]) -> int:
 
 
 def target_tokens_per_batch(data: Mapping[str, Any], batches: int, seed: int) -> tuple[float, float, int]:
-    """(mean target tokens per training batch at full strength, mean document tokens per batch, batches sampled): the
-    first ``batches`` batches of the token-budget plan of epoch 0 under ``seed``, each document corrupted by the
-    full recipe (the objective's own target lengths: what ``tokens_seen`` counts, non-pad labels). The document
-    tokens are the target of a sample a ``mix`` curriculum leaves as it is. ``data``: the pretraining's resolved
-    ``data`` section."""
+    """(mean target tokens per training batch at full strength, mean document tokens per batch, batches sampled).
+    The document tokens are exact: all of the epoch's, over the batches of the token-budget plan (epoch 0 under
+    ``seed``); they are the target of a sample a ``mix`` curriculum leaves as it is. The target tokens are that
+    times the ratio of target to document tokens on the plan's first ``batches`` batches, each document corrupted
+    by the full recipe (the objective's own target lengths: what ``tokens_seen`` counts, non-pad labels); a ratio,
+    so the batches' varying sizes do not enter. ``data``: the pretraining's resolved ``data`` section."""
     import noising
     from bart_pretrain.data.batching import plan_batches
     from bart_pretrain.data.pretrain_module import PretrainDataModule
@@ -242,16 +243,16 @@ def target_tokens_per_batch(data: Mapping[str, Any], batches: int, seed: int) ->
     module = PretrainDataModule(**{**data, "noise_schedule": None, "val_files": None, "num_workers": 0})
     module.setup("fit")
     plan = plan_batches(module.train_lengths, module.max_tokens, seed=seed, max_sentences=module.max_sentences)
-    plan = plan[:batches]
+    per_batch = float(module.train_lengths.sum()) / len(plan)
     targets = documents = 0
-    for batch in plan:
+    for batch in plan[:batches]:
         columns = module.train_docs[[int(i) for i in batch]]
         rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
         for i, row in zip(batch, rows, strict=True):
             _, target = module.corruptor(row, noising.sample_rng(seed, 0, int(i)), None)
             targets += len(target)
         documents += int(module.train_lengths[batch].sum())
-    return targets / len(plan), documents / len(plan), len(plan)
+    return per_batch * targets / documents, per_batch, len(plan[:batches])
 
 
 def budget_steps(

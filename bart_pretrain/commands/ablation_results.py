@@ -85,8 +85,9 @@ def spread(values: list[float]) -> dict[str, float | None]:
 
 
 def pretext(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Whether a pretraining learned its own pretext, from its report.json: the score of its outputs on validation
-    documents against the copy-style baseline of the same documents (the corrupted source itself as the answer).
+    """Whether a pretraining learned its own pretext, from its report.json: the chrF of its outputs on validation
+    documents against the copy-style baseline of the same documents (the source itself as the answer), both scored
+    against the original document, or against the objective's target where the recipe ends in an objective.
     ``learned`` is the report's own verdict (it beats the baseline on every score it reports), None where the
     report has no such evaluation."""
     recon = report.get("reconstruction") or {}
@@ -95,8 +96,8 @@ def pretext(report: Mapping[str, Any]) -> dict[str, Any]:
         return {"measure": None, "model": None, "baseline": None, "learned": None}
     verdict = recon.get("beats_copy_baseline")
     learned = bool(verdict) if verdict is not None else model["chrf"] > baseline["chrf"]
-    return {"measure": recon.get("measure", "chrF"), "model": model["chrf"], "baseline": baseline["chrf"],
-            "learned": learned}  # fmt: skip
+    measure = "target chrF" if recon.get("reference") == "target" else "chrF"  # an objective's target, or the document
+    return {"measure": measure, "model": model["chrf"], "baseline": baseline["chrf"], "learned": learned}
 
 
 def _metric(result: Mapping[str, Any], metric: str) -> float | None:
