@@ -8,7 +8,7 @@ DATA   ?= data
 PRETRAIN_CONFIG ?= configs/pretrain/tiny.yaml
 FINETUNE_CONFIG ?= configs/finetune/debian_tiny.yaml
 ABLATION_CONFIG ?= configs/ablation/default.yaml
-# e.g. ABLATION_ARGS='--table_only true' (the table from the finished cells) or '--seeds [1234,1235,1236]'
+# e.g. ABLATION_ARGS='--table_only true' (the table from the finished cells) or "--seeds '[1234,1235,1236]'"
 ABLATION_ARGS ?=
 # Extra flags. A second `make pretrain` refuses, in one line, to overwrite the finished run:
 # PRETRAIN_ARGS='--ckpt_path last' resumes it, PRETRAIN_ARGS='--overwrite true' starts over (the old run is moved aside)
