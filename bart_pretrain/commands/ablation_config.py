@@ -49,7 +49,7 @@ T5_TABLE: dict[str, tuple[str, float]] = {
 Higher is better. Our recipes are the nearest counterparts, not the same objectives (T5 deshuffles tokens, we
 permute sentences; T5's BERT-style also swaps in random tokens)."""
 
-T5_SOURCE = "T5 paper (Raffel et al. 2020), Table 4: CNN/DM ROUGE-2 of T5-base per objective, higher is better"
+T5_SOURCE = "T5 paper (Raffel et al. 2020), Tables 4 and 5: CNN/DM ROUGE-2 of T5-base per objective, higher is better"
 T5_NO_PRETRAINING = 17.60
 """The T5 paper's CNN/DM ROUGE-2 of the same model without pretraining (Table 1 of that paper)."""
 
