@@ -8,13 +8,15 @@ DATA   ?= data
 PRETRAIN_CONFIG ?= configs/pretrain/tiny.yaml
 FINETUNE_CONFIG ?= configs/finetune/debian_tiny.yaml
 ABLATION_CONFIG ?= configs/ablation/default.yaml
+# e.g. ABLATION_ARGS='--table_only true' (the table from the finished cells) or "--seeds '[1234,1235,1236]'"
+ABLATION_ARGS ?=
 # Extra flags. A second `make pretrain` refuses, in one line, to overwrite the finished run:
 # PRETRAIN_ARGS='--ckpt_path last' resumes it, PRETRAIN_ARGS='--overwrite true' starts over (the old run is moved aside)
 PRETRAIN_ARGS ?=
 FINETUNE_ARGS ?=
 TEST_WORKERS ?= auto
 
-.PHONY: setup data pretrain finetune-summarize ablation test test-multiprocess bench gpu-check lint format clean
+.PHONY: setup data pretrain finetune-summarize ablation ablation-quick test test-multiprocess bench gpu-check lint format clean
 
 setup: $(VENV)/.installed
 
@@ -35,9 +37,14 @@ pretrain: setup data
 finetune-summarize: setup data
 	$(BIN)/bart-pretrain finetune -c $(FINETUNE_CONFIG) --compare_scratch true $(FINETUNE_ARGS)
 
-# Rank the noise recipes (BART Table 1): results in runs/ablation/default/results.{md,json,csv,png}; reruns resume
+# Rank the noise recipes and objectives at equal target tokens, two seeds (BART Table 1, T5's objectives): results in
+# runs/ablation/default/results.{md,json,csv,png}; reruns resume. An estimated 3-4 hours on an idle 2-core CPU
 ablation: setup data
-	$(BIN)/bart-pretrain ablate -c $(ABLATION_CONFIG)
+	$(BIN)/bart-pretrain ablate -c $(ABLATION_CONFIG) $(ABLATION_ARGS)
+
+# A first look (3 recipes x 2 seeds, a quarter of the budget; an estimated 25 minutes): runs/ablation/quick/
+ablation-quick: setup data
+	$(BIN)/bart-pretrain ablate -c configs/ablation/quick.yaml $(ABLATION_ARGS)
 
 # The whole suite, one worker per core (pytest-xdist; each test file stays on one worker, with its module fixtures),
 # but the multi-process scale-out tests: test-multiprocess runs those (about 2 minutes; .ci/run runs both)

@@ -1,7 +1,9 @@
-"""`bart-pretrain ablate` on a tiny grid (2 recipes x 1 seed, 8 pretraining and 3 fine-tuning steps of a d_model=32
-BART in a world made here): the table's rows come from the cells' own reports, a rerun skips finished cells, a
-killed fine-tune is redone and a killed pretraining resumes to the uninterrupted result; bad configs fail naming the
-field; the rank correlations on known inputs; every shipped ablation config loads and its cells parse."""
+"""`bart-pretrain ablate`: a real tiny grid (2 recipes x 2 seeds at an equal target-token budget, a handful of steps of
+a d_model=32 BART in a world made here) whose table rows come from the cells' own reports, with the budget measured
+from the documents; a rerun skips finished cells, a killed fine-tune is redone and a killed pretraining resumes to
+the uninterrupted result. Fake cells check the table's statistics (spread, Kendall tau between seeds, tiers that call
+only non-overlapping ranges, "did not learn", both papers' agreement). The typed parser: --help, -c, one-line errors
+naming the field; every shipped ablation config parses and its cells' command lines are accepted."""
 
 import json
 import math
@@ -9,20 +11,32 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+import bart_pretrain.cli
 import bart_pretrain.commands.finetune
 import bart_pretrain.commands.pretrain
 from bart_pretrain.commands import ablate as ablation
 from bart_pretrain.commands.ablate import main
-from bart_pretrain.commands.ablation_config import load_config
-from bart_pretrain.commands.ablation_results import kendall_tau, spearman_rho
+from bart_pretrain.commands.ablation_config import (
+    T5_TABLE,
+    AblationConfig,
+    Recipe,
+    load_config,
+    paper_entry,
+    published_entry,
+)
+from bart_pretrain.commands.ablation_results import kendall_tau, markdown, spearman_rho, summarize, tiers
+from bart_pretrain.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pretrain_world import WORDS, make_world, summary_pairs  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+BUDGET = 600  # target tokens per cell: 7 steps of the world's ~98 target tokens a step (16 batches an epoch)
 
 
 def _pairs(n: int, offset: int) -> list[dict]:
@@ -50,15 +64,26 @@ def write_grid(root: Path, **fields) -> Path:
         "pretrain_config": str(pretrain),
         "finetune_config": str(root / "finetune.yaml"),
         "recipes": ["configs/noise/token_deletion.yaml", "configs/noise/document_rotation.yaml"],
-        "seeds": [5],
-        "pretrain_steps": 8,
+        "seeds": [5, 6],
+        "pretrain_target_tokens": BUDGET,
+        "budget_batches": 5,
         "finetune_steps": 3,
         "out_dir": str(root / "grid"),
+        "pretrain_overrides": {"torch_threads": 1},
+        "finetune_overrides": {"torch_threads": 1},
         **fields,
     }
     path = root / "ablation.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def ablate(argv: list[str]) -> int:
+    """``bart-pretrain ablate ARGV`` in this process, as the dispatcher runs it: its exit status."""
+    try:
+        return bart_pretrain.cli.main(["ablate", *argv])
+    except SystemExit as e:
+        return int(e.code or 0)
 
 
 @pytest.fixture(scope="module")
@@ -75,35 +100,71 @@ def _csv_val_loss(run_dir: Path) -> float:
     return float([r for r in rows[1:] if r[column]][-1][column])
 
 
-def test_table_rows_are_the_cells_own_results_ranked_by_finetune_perplexity(grid):
-    _, out = grid
-    expected = {}
-    for recipe in ("token_deletion", "document_rotation"):
-        cell = out / recipe / "seed5"
-        report = json.loads((cell / "pretrain" / "report.json").read_text())
-        tuned = json.loads((cell / "finetune" / "metrics.json").read_text())["from_pretrained"]
-        ppl = math.exp(_csv_val_loss(cell / "finetune" / "from_pretrained"))
-        assert report["steps"] == 8 and tuned["steps"] == 3 and tuned["n"] == 6
-        rec = report["reconstruction"]
-        expected[recipe] = (ppl, f" {recipe} | 1 | {report['val_loss_last']:.3f} | {rec['model']['chrf']:.1f} "
-                                 f"| {rec['copy_baseline']['chrf']:.1f} | {ppl:.2f} | {tuned['rouge1']:.2f} "
-                                 f"| {tuned['rouge2']:.2f} | {tuned['rougeL']:.2f} |")  # fmt: skip
-    paper = {"token_deletion": "5.87", "document_rotation": "10.59"}
-    order = sorted(expected, key=lambda r: expected[r][0])
-    lines = (out / "results.md").read_text().splitlines()
-    rows = [line for line in lines if line.startswith("| 1 |") or line.startswith("| 2 |")]
-    assert rows == [f"| {k} |{expected[r][1]} {paper[r]} | {1 if r == 'token_deletion' else 2} |"
-                    for k, r in enumerate(order, 1)]  # fmt: skip
-    rho = 1.0 if order[0] == "token_deletion" else -1.0
-    agreement = next(line for line in lines if line.startswith("Rank agreement"))
-    assert f"Spearman rho = {rho:.3f}, Kendall tau = {rho:.3f} over 2 recipes" in agreement
-    assert "CNN/DM perplexity" in (out / "results.md").read_text()
+# --- the real tiny grid -------------------------------------------------------------------------------------
+def test_the_budget_is_measured_from_the_documents_and_sets_each_cells_steps(grid):
+    """Both recipes reconstruct the whole document, so a batch's target tokens are its documents' tokens: the
+    measurement equals the epoch's document tokens over its planned batches, computed here without noise."""
+    from bart_pretrain.data.batching import plan_batches
+    from bart_pretrain.data.pretrain_dataset import document_lengths
+    from bart_pretrain.data.pretrain_module import PretrainDataModule
+
+    config, out = grid
+    world = yaml.safe_load(Path(yaml.safe_load(config.read_text())["pretrain_config"]).read_text())["data"]
+    module = PretrainDataModule(**{**world, "val_files": None})
+    module.setup("fit")
+    lengths = document_lengths(module.train_docs)
+    expected = int(lengths.sum()) / len(plan_batches(lengths, world["max_tokens"], seed=0))
+    budget = json.loads((out / "budget.json").read_text())
+    assert set(budget) == {"token_deletion", "document_rotation"}
+    steps = math.ceil(BUDGET / expected)
+    for recipe, entry in budget.items():
+        assert entry["target_tokens_per_step"] == pytest.approx(expected) and entry["batches_sampled"] == 5
+        assert entry["document_tokens_per_step"] == pytest.approx(expected)
+        for seed in (5, 6):
+            report = json.loads((out / recipe / f"seed{seed}" / "pretrain" / "report.json").read_text())
+            assert report["steps"] == steps
     summary = json.loads((out / "results.json").read_text())
-    assert summary["cells_finished"] == summary["cells_total"] == 2
-    assert [(c["pretrain_val_step"], c["finetune_val_step"]) for c in summary["cells"]] == [(8, 3), (8, 3)]  # the end
+    assert summary["budget"]["pretrain_target_tokens"] == BUDGET
+    assert f"pretrained on {BUDGET:,} target tokens" in (out / "results.md").read_text()
+
+
+def test_table_rows_are_the_cells_own_results_ranked_by_mean_finetune_perplexity(grid):
+    _, out = grid
+    ppl, learned = {}, {}
+    for recipe in ("token_deletion", "document_rotation"):
+        for seed in (5, 6):
+            cell = out / recipe / f"seed{seed}"
+            report = json.loads((cell / "pretrain" / "report.json").read_text())
+            tuned = json.loads((cell / "finetune" / "metrics.json").read_text())["from_pretrained"]
+            done = json.loads((cell / "done.json").read_text())
+            rec = report["reconstruction"]
+            assert tuned["steps"] == 3 and tuned["n"] == 6
+            assert done["finetune_val_ppl"] == math.exp(_csv_val_loss(cell / "finetune" / "from_pretrained"))
+            assert done["target_tokens_seen"] == report["tokens_seen"] > 0
+            assert done["pretext"] == {"measure": "chrF", "model": rec["model"]["chrf"],
+                                       "baseline": rec["copy_baseline"]["chrf"],
+                                       "learned": rec["beats_copy_baseline"]}  # fmt: skip
+            ppl.setdefault(recipe, []).append(done["finetune_val_ppl"])
+            learned.setdefault(recipe, []).append(rec["beats_copy_baseline"])
+    order = sorted(ppl, key=lambda r: sum(ppl[r]) / 2)
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["cells_finished"] == summary["cells_total"] == 4
     assert [r["recipe"] for r in summary["rows"]] == order
+    for row in summary["rows"]:
+        values = ppl[row["recipe"]]
+        assert row["finetune_val_ppl"]["mean"] == pytest.approx(sum(values) / 2)
+        assert (row["finetune_val_ppl"]["min"], row["finetune_val_ppl"]["max"]) == (min(values), max(values))
+        assert row["learned_seeds"] == sum(learned[row["recipe"]]) and row["judged_seeds"] == 2
+    taus = {(5, 6): kendall_tau([ppl[r][0] for r in ppl], [ppl[r][1] for r in ppl])}
+    assert summary["seed_agreement"]["pairs"] == [{"seeds": [5, 6], "recipes": 2, "kendall_tau": taus[(5, 6)]}]
+    lines = (out / "results.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith(("| 1 |", "| 2 |"))]
+    assert [row.split(" | ")[2] for row in rows] == order
+    paper = {"token_deletion": "5.87", "document_rotation": "10.59"}
+    assert all(f"| {paper[r]} (" in row for r, row in zip(order, rows, strict=True))
+    assert "| 19.31 (1) |" in rows[order.index("token_deletion")]  # drop tokens, the T5 paper's best
     csv_rows = (out / "results.csv").read_text().splitlines()
-    assert len(csv_rows) == 3 and csv_rows[0].startswith("rank,recipe,path,seeds,pretrain_val_loss_mean")
+    assert len(csv_rows) == 3 and csv_rows[0].startswith("rank,tier,recipe,path,seeds,pretrain_steps")
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -116,12 +177,13 @@ def test_rerun_skips_finished_cells(grid, monkeypatch, capsys):
     monkeypatch.setattr(bart_pretrain.commands.pretrain, "main", refuse)
     monkeypatch.setattr(bart_pretrain.commands.finetune, "main", refuse)
     monkeypatch.setattr(ablation, "check_overrides", lambda config: None)  # it parses through the real CLIs
+    monkeypatch.setattr(ablation, "target_tokens_per_batch", refuse)  # budget.json holds the measurement
     before = (out / "results.md").read_text()
     assert main(["-c", str(config)]) == 0
-    assert capsys.readouterr().out.count("finished earlier") == 2
+    assert capsys.readouterr().out.count("finished earlier") == 4
     assert (out / "results.md").read_text() == before
     (out / "results.md").unlink()
-    assert main(["-c", str(config), "--table_only"]) == 0
+    assert main(["-c", str(config), "--table_only", "true"]) == 0
     assert (out / "results.md").read_text() == before
 
 
@@ -135,6 +197,10 @@ def _spy(monkeypatch, module, calls):
     monkeypatch.setattr(module, "main", spy)
 
 
+def _without_seconds(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "seconds"}
+
+
 def test_a_killed_finetune_is_redone_without_pretraining_again(grid, monkeypatch):
     config, out = grid
     cell = out / "token_deletion" / "seed5"
@@ -146,22 +212,22 @@ def test_a_killed_finetune_is_redone_without_pretraining_again(grid, monkeypatch
     _spy(monkeypatch, bart_pretrain.commands.finetune, calls["finetune"])
     assert main(["-c", str(config)]) == 0
     assert len(calls["finetune"]) == 2 and all("--print_config" in a for a in calls["pretrain"])  # 1 + the check
-    again = json.loads((cell / "done.json").read_text())
-    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in done.items() if k != "seconds"}
+    assert _without_seconds(json.loads((cell / "done.json").read_text())) == _without_seconds(done)
 
 
 def test_a_killed_pretraining_resumes_to_the_uninterrupted_result(grid, monkeypatch):
     config, out = grid
-    cell = out / "document_rotation" / "seed5"
+    cell = out / "document_rotation" / "seed6"
     done = json.loads((cell / "done.json").read_text())
+    steps = done["pretrain_steps"]
     for stale in ("done.json", "finetune", "pretrain"):
         path = cell / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     real = bart_pretrain.commands.pretrain.main
 
-    def killed_at_step_4(argv):  # the 8-step schedule, stopped after step 4's checkpoint, as a kill would
+    def killed_at_step_4(argv):  # the cell's schedule, stopped after step 4's checkpoint, as a kill would
         if "--print_config" not in argv:
-            real([*argv, "--trainer.max_steps", "4", "--model.optim.total_steps", "8"])
+            real([*argv, "--trainer.max_steps", "4", "--model.optim.total_steps", str(steps)])
             return 1
         return real(argv)
 
@@ -176,14 +242,27 @@ def test_a_killed_pretraining_resumes_to_the_uninterrupted_result(grid, monkeypa
     again = json.loads((cell / "done.json").read_text())
     assert again["pretrain_val_loss"] == pytest.approx(done["pretrain_val_loss"], abs=1e-6)
     assert again["recon_chrf"] == pytest.approx(done["recon_chrf"], abs=1e-6)
+    assert again["target_tokens_seen"] == done["target_tokens_seen"]
     assert again["finetune_val_loss"] == pytest.approx(done["finetune_val_loss"], abs=1e-5)
+
+
+def test_a_pretraining_killed_between_its_last_checkpoint_and_its_report_is_run_again(grid, capsys):
+    config, out = grid
+    cell = out / "token_deletion" / "seed6"
+    done = json.loads((cell / "done.json").read_text())
+    for stale in ("done.json", "pretrain/report.json"):
+        (cell / stale).unlink()
+    shutil.rmtree(cell / "finetune")
+    assert main(["-c", str(config)]) == 0
+    assert "had already finished but left no report; pretraining again" in capsys.readouterr().out
+    assert _without_seconds(json.loads((cell / "done.json").read_text())) == _without_seconds(done)
 
 
 def test_a_changed_budget_refuses_to_reuse_the_cells(grid, tmp_path, capsys):
     config, out = grid
-    changed = yaml.safe_load(config.read_text()) | {"pretrain_steps": 9}
+    changed = yaml.safe_load(config.read_text()) | {"pretrain_target_tokens": 3 * BUDGET}
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
-    assert main(["-c", str(tmp_path / "changed.yaml")]) == 2
+    assert ablate(["-c", str(tmp_path / "changed.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "was run with other pretrain settings" in err and "--out_dir" in err
 
@@ -191,18 +270,192 @@ def test_a_changed_budget_refuses_to_reuse_the_cells(grid, tmp_path, capsys):
 def test_an_edited_recipe_refuses_to_reuse_the_cells(tmp_path, capsys):
     recipe = tmp_path / "mine.yaml"
     recipe.write_text((CONFIGS / "noise" / "token_deletion.yaml").read_text())
-    config = write_grid(tmp_path, recipes=[str(recipe)])
-    cell = load_config(config).recipes[0]
-    settings = ablation.cell_settings(load_config(config), ablation.cells(load_config(config))[0])
+    config = write_grid(tmp_path, recipes=[str(recipe)], pretrain_target_tokens=None, pretrain_steps=4)
+    cell = ablation.cells(load_config(config))[0]
     (tmp_path / "grid" / "mine" / "seed5").mkdir(parents=True)
-    (tmp_path / "grid" / "mine" / "seed5" / "cell.json").write_text(json.dumps(settings))
-    ablation.check_cells(load_config(config))  # the same settings: reusable
+    (tmp_path / "grid" / "mine" / "seed5" / "cell.json").write_text(
+        json.dumps(ablation.cell_settings(load_config(config), cell))
+    )
+    ablation.check_cells(load_config(config), ablation.cells(load_config(config)))  # the same settings: reusable
     recipe.write_text("# a comment changes nothing\n" + recipe.read_text())
-    ablation.check_cells(load_config(config))
+    ablation.check_cells(load_config(config), ablation.cells(load_config(config)))
     recipe.write_text(recipe.read_text().replace("ratio: 0.15", "ratio: 0.2"))
-    assert main(["-c", str(config)]) == 2
+    assert ablate(["-c", str(config)]) == 2
     err = capsys.readouterr().err.strip()
-    assert f"was run with another version of {cell.path} (its content changed since)" in err
+    assert f"was run with another version of {cell.recipe.path} (its content changed since)" in err
+
+
+# --- the budget ---------------------------------------------------------------------------------------------
+def test_each_cells_steps_give_the_same_target_tokens(tmp_path):
+    """A recipe with a quarter of the target tokens per step trains four times the steps; the curriculum takes the
+    same share of every cell's steps."""
+    base = {"pretrain_config": "configs/pretrain/tiny.yaml", "finetune_config": "configs/finetune/debian_tiny.yaml",
+            "recipes": ["configs/noise/token_masking.yaml", "configs/noise/text_infilling.yaml"], "seeds": [1, 2],
+            "pretrain_target_tokens": 1_000_000, "noise_schedule_share": 0.5, "finetune_steps": 2,
+            "out_dir": str(tmp_path / "out")}  # fmt: skip
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(base))
+    config = load_config(tmp_path / "a.yaml")
+    budget = {"token_masking": {"steps": math.ceil(1_000_000 / 2000), "target_tokens_per_step": 2000.0},
+              "text_infilling": {"steps": math.ceil(1_000_000 / 500), "target_tokens_per_step": 500.0}}  # fmt: skip
+    grid = ablation.cells(config, budget)
+    assert [(c.recipe.name, c.seed, c.steps) for c in grid] == [
+        ("token_masking", 1, 500), ("token_masking", 2, 500), ("text_infilling", 1, 2000), ("text_infilling", 2, 2000)
+    ]  # fmt: skip
+    argv = ablation.pretrain_argv(config, grid[2])
+    flags = dict(zip(argv[::2], argv[1::2], strict=True))
+    assert (flags["--trainer.max_steps"], flags["--trainer.val_check_interval"]) == ("2000", "2000")
+    assert flags["--data.noise_schedule.steps"] == "1000"
+    assert ablation.ranks_per_step({"devices": 8, "accumulate_grad_batches": 4, "num_nodes": 2}) == 64
+    assert ablation.ranks_per_step({"devices": [0, 1]}) == 2
+    with pytest.raises(UserError, match=r"trainer.devices='auto'"):
+        ablation.ranks_per_step({"devices": "auto"})
+
+
+def _simulated(steps: int, full: float, identity: float, ramp: int, start: float) -> float:
+    """Target tokens of ``steps`` steps, step by step, under a linear mix ramp (what the curriculum does)."""
+    total = 0.0
+    for t in range(steps):
+        strength = start + (1 - start) * min(t / ramp, 1.0) if ramp else 1.0
+        total += strength * full + (1 - strength) * identity
+    return total
+
+
+@pytest.mark.parametrize(("schedule", "share"), [(None, None), ({"steps": 300, "start": 0.0, "mode": "mix"}, None),
+                                                 ({"steps": 300, "start": 0.2, "mode": "mix"}, 0.5),
+                                                 ({"steps": 5000, "start": 0.0, "mode": "mix"}, None)])  # fmt: skip
+def test_budget_steps_give_the_target_tokens_under_a_curriculum(schedule, share):
+    """An objective with 500 target tokens a step at full strength on documents of 2,000: under a mix curriculum the
+    samples left as they are carry the whole document, so the ramp's steps count more; step by step, the steps the
+    budget gives reach the budget within one step's tokens."""
+    steps, mean = ablation.budget_steps(1_000_000, 500.0, 2000.0, schedule, share)
+    ramp = 0 if schedule is None else round(share * steps) if share else schedule["steps"]
+    start = 0.0 if schedule is None else schedule["start"]
+    seen = _simulated(steps, 500.0, 2000.0, ramp, start)
+    assert 1_000_000 <= seen < 1_000_000 + 2000 and mean * steps == pytest.approx(seen)
+    assert _simulated(steps - 1, 500.0, 2000.0, ramp, start) < 1_000_000 or share is not None
+    if schedule is None:
+        assert (steps, mean) == (2000, 500.0)
+    assert ablation.budget_steps(1_000_000, 2000.0, 2000.0, schedule, share)[0] == 500  # the document: no change
+
+
+# --- the table's statistics, on fake cells ------------------------------------------------------------------
+NOISE = CONFIGS / "noise"
+
+
+def test_an_objectives_pretext_is_scored_against_its_target():
+    from bart_pretrain.commands.ablation_results import pretext
+
+    recon = {"model": {"chrf": 40.0, "bleu": 9.0}, "copy_baseline": {"chrf": 30.0, "bleu": 10.0},
+             "beats_copy_baseline": False, "reference": "target"}  # fmt: skip
+    assert pretext({"reconstruction": recon}) == {"measure": "target chrF", "model": 40.0, "baseline": 30.0,
+                                                  "learned": False}  # fmt: skip
+    assert pretext({"steps": 3})["learned"] is None
+
+
+def _fake(recipe: str, seed: int, ppl: float, learned: bool | None = True) -> dict:
+    pretext = {"measure": "chrF", "model": 60.0, "baseline": 50.0 if learned else 70.0, "learned": learned}
+    return {"recipe": recipe, "seed": seed, "finetune_val_ppl": ppl, "pretrain_val_loss": 1.0, "recon_chrf": 60.0,
+            "copy_chrf": 50.0, "rouge1": 30.0, "rouge2": 10.0, "rougeL": 25.0, "target_tokens_seen": 1000,
+            "pretext": pretext if learned is not None else {"measure": None, "model": None, "baseline": None,
+                                                            "learned": None},
+            "seconds": {"pretrain": 1.0, "finetune": 1.0}}  # fmt: skip
+
+
+def _fake_config(names: list[str], seeds: tuple[int, ...]) -> AblationConfig:
+    recipes = tuple(Recipe(n, NOISE / f"{n}.yaml", paper_entry(NOISE / f"{n}.yaml"),
+                           published_entry(NOISE / f"{n}.yaml", T5_TABLE)) for n in names)  # fmt: skip
+    return AblationConfig(pretrain_config=CONFIGS / "pretrain" / "tiny.yaml",
+                          finetune_config=CONFIGS / "finetune" / "debian_tiny.yaml", recipes=recipes, seeds=seeds,
+                          finetune_steps=1, out_dir=Path("x"), pretrain_target_tokens=1000)  # fmt: skip
+
+
+def test_spread_seed_agreement_tiers_and_pretext_on_fake_cells():
+    # ppl per seed (1, 2, 3): deletion 5-6 and masking 5.5-7 overlap; infilling 8-9 is above both; rotation 12-20.
+    cells = {"token_deletion": (5.0, 6.0, 5.5), "token_masking": (7.0, 5.5, 6.0), "text_infilling": (8.0, 9.0, 8.5),
+             "document_rotation": (20.0, 12.0, 15.0)}  # fmt: skip
+    learned = {"token_deletion": True, "token_masking": True, "text_infilling": False, "document_rotation": None}
+    results = [_fake(r, s, ppl[k], learned[r]) for r, ppl in cells.items() for k, s in enumerate((1, 2, 3))]
+    budget = {r: {"steps": 10 * (k + 1), "mean_target_tokens_per_step": 100.0 / (k + 1)} for k, r in enumerate(cells)}
+    summary = summarize(_fake_config(list(cells), (1, 2, 3)), results, budget)
+    rows = {r["recipe"]: r for r in summary["rows"]}
+    assert [r["recipe"] for r in summary["rows"]] == ["token_deletion", "token_masking", "text_infilling",
+                                                      "document_rotation"]  # fmt: skip
+    assert rows["token_masking"]["finetune_val_ppl"] == pytest.approx(
+        {"mean": 6.1666666, "std": math.sqrt(((7 - 37 / 6) ** 2 + (5.5 - 37 / 6) ** 2 + (6 - 37 / 6) ** 2) / 2),
+         "min": 5.5, "max": 7.0})  # fmt: skip
+    assert [rows[r]["tier"] for r in cells] == [1, 1, 2, 3]
+    assert rows["token_deletion"]["not_separable_from"] == ["token_masking"]
+    assert rows["text_infilling"]["not_separable_from"] == []
+    # seeds 1 and 3 rank deletion < masking < infilling < rotation; seed 2 swaps the first two (masking 5.5 <
+    # deletion 6.0): one pair of six disagrees, tau = (5 - 1) / 6.
+    pairs = {tuple(p["seeds"]): p["kendall_tau"] for p in summary["seed_agreement"]["pairs"]}
+    assert pairs == {(1, 2): pytest.approx(4 / 6), (1, 3): pytest.approx(1.0), (2, 3): pytest.approx(4 / 6)}
+    assert summary["seed_agreement"]["mean_kendall_tau"] == pytest.approx((4 / 6 + 1 + 4 / 6) / 3)
+    assert [(rows[r]["learned_seeds"], rows[r]["judged_seeds"]) for r in cells] == [(3, 3), (3, 3), (0, 3), (0, 0)]
+    assert [rows[r]["pretrain_steps"] for r in cells] == [10, 20, 30, 40]
+    # BART paper: deletion 5.87 (2), masking 6.10 (3), infilling 5.83 (1), rotation 10.59 (4); ours 1 2 3 4: the
+    # pairs (deletion, infilling) and (masking, infilling) disagree, 4 of 6 agree: tau = 2 / 6.
+    assert summary["agreement"]["kendall_tau"] == pytest.approx(kendall_tau([1, 2, 3, 4], [5.87, 6.10, 5.83, 10.59]))
+    assert summary["agreement"]["kendall_tau"] == pytest.approx(2 / 6)
+    # T5 paper: drop tokens 19.31 (1) and BERT-style 19.17 (2) map to deletion and masking: ours agrees.
+    assert (rows["token_deletion"]["t5_rank"], rows["token_masking"]["t5_rank"]) == (1, 2)
+    assert summary["t5_agreement"] == {"recipes": ["token_deletion", "token_masking"], "spearman_rho": 1.0,
+                                       "kendall_tau": 1.0}  # fmt: skip
+    text = markdown(summary)
+    assert "Tiers: tier 1: token_deletion, token_masking; tier 2: text_infilling; tier 3: document_rotation." in text
+    assert "| 1 | 1 | token_deletion | 3 | 10 | 100 | 1,000 | 5.50 (5.00-6.00) | token_masking |" in text
+    assert (
+        "| text_infilling | 3 | 30 | 33 | 1,000 | 8.50 (8.00-9.00) | none | chrF 60.0 vs 70.0 | **did not learn** |"
+        in text
+    )
+    assert "| unknown |" in text  # document_rotation: its report had no pretext evaluation
+    assert "objective): text_infilling." in text
+    assert "seeds 1 and 2: 0.667 over 4; seeds 1 and 3: 1.000 over 4; seeds 2 and 3: 0.667 over 4; mean 0.778" in text
+    assert "token_deletion ~ drop tokens, token_masking ~ BERT-style" in text
+    assert "Kendall tau = 1.000 over 2 recipes (token_deletion, token_masking)" in text
+
+
+def test_one_seed_gives_no_tiers_and_ties_share_a_tier():
+    summary = summarize(_fake_config(["token_deletion", "token_masking"], (1,)),
+                        [_fake("token_deletion", 1, 5.0), _fake("token_masking", 1, 9.0)])  # fmt: skip
+    assert [r["tier"] for r in summary["rows"]] == [None, None]
+    assert summary["seed_agreement"] == {"pairs": [], "mean_kendall_tau": None}
+    assert "Tiers: none (needs two or more seeds per recipe)." in markdown(summary)
+    # Ranges touching at one value overlap: no call.
+    rows = [{"seeds": [1, 2], "finetune_val_ppl": {"mean": m, "min": lo, "max": hi}}
+            for m, lo, hi in ((5.0, 4.0, 6.0), (7.0, 6.0, 8.0), (9.0, 8.5, 9.5))]  # fmt: skip
+    assert tiers(rows) == [1, 1, 2]
+    # A wide range above two separable neighbours joins them: 4-10 overlaps 8-9, so 6-7 and 8-9 share its tier.
+    rows = [{"seeds": [1, 2], "finetune_val_ppl": {"mean": m, "min": lo, "max": hi}}
+            for m, lo, hi in ((5.0, 4.0, 10.0), (6.5, 6.0, 7.0), (8.5, 8.0, 9.0))]  # fmt: skip
+    assert tiers(rows) == [1, 1, 1]
+
+
+# --- the parser ---------------------------------------------------------------------------------------------
+def test_help_lists_every_field_typed(capsys):
+    assert ablate(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # help wraps at the terminal's width
+    for flag, kind in (("--pretrain_target_tokens", "PositiveInt | null"), ("--seeds", "list[NonNegativeInt]"),
+                       ("--recipes", "list[str | RecipeEntry]"), ("--finetune_overrides", "dict[str, Any]"),
+                       ("--table_only", "bool"), ("--noise_schedule_share", "float | null")):  # fmt: skip
+        assert flag in out and f"type: {kind}" in out, flag
+    assert "-c CONFIG, --config CONFIG" in out
+
+
+def test_a_flag_overrides_the_config_file(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(_base(tmp_path)))
+    assert load_config(path).seeds == (1, 2)
+    from bart_pretrain.commands.ablation_config import parse
+
+    config, table_only = parse(["-c", str(path), "--seeds", "[7]", "--out_dir", str(tmp_path / "y")])
+    assert (config.seeds, config.out_dir, table_only) == ((7,), tmp_path / "y", False)
+
+
+def _base(tmp_path: Path) -> dict:
+    return {"pretrain_config": "configs/pretrain/tiny.yaml", "finetune_config": "configs/finetune/debian_tiny.yaml",
+            "recipes": ["configs/noise/token_masking.yaml"], "seeds": [1, 2], "pretrain_steps": 2,
+            "finetune_steps": 2, "out_dir": str(tmp_path / "out")}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -212,35 +465,47 @@ def test_an_edited_recipe_refuses_to_reuse_the_cells(tmp_path, capsys):
         ({"recipes": ["configs/noise/nope.yaml"]}, "recipes[0]='configs/noise/nope.yaml': no such file"),
         ({"recipes": ["configs/noise/token_masking.yaml", "configs/noise/token_masking.yaml"]},
          "recipes[1]: duplicate recipe name 'token_masking'"),
+        ({"recipes": [{"path": "configs/noise/token_masking.yaml", "nmae": "x"}]}, 'Parser key "recipes"'),
         ({"seeds": [1, 1]}, "seeds=[1, 1]: duplicate seed"),
         ({"seeds": []}, "seeds=[]: must be a non-empty list"),
-        ({"pretrain_steps": 0}, "pretrain_steps=0: must be a positive integer"),
+        ({"seeds": [-1]}, 'Parser key "seeds": Not of type NonNegativeInt: -1'),
+        ({"pretrain_steps": 0}, 'Parser key "pretrain_steps"'),
+        ({"pretrain_target_tokens": 100}, "pretrain_target_tokens=100, pretrain_steps=2: set exactly one"),
+        ({"pretrain_steps": None}, "pretrain_target_tokens=None, pretrain_steps=None: set exactly one"),
+        ({"noise_schedule_share": 1.5}, "noise_schedule_share=1.5: must be in (0, 1]"),
         ({"pretrain_overrides": {"trainer.max_steps": 5}}, "pretrain_overrides.trainer.max_steps: set by the harness"),
-        ({"recipe": ["x"]}, "unknown field 'recipe'; allowed: pretrain_config"),
+        ({"recipe": ["x"]}, "'recipe' is not accepted"),
         ({"finetune_config": "nowhere.yaml"}, "finetune_config='nowhere.yaml': no such file"),
     ],
 )  # fmt: skip
 def test_bad_configs_fail_in_one_line_naming_the_field_before_any_work(tmp_path, fields, message, capsys):
     path = tmp_path / "bad.yaml"
-    base = {"pretrain_config": "configs/pretrain/tiny.yaml", "finetune_config": "configs/finetune/debian_tiny.yaml",
-            "recipes": ["configs/noise/token_masking.yaml"], "seeds": [1], "pretrain_steps": 2, "finetune_steps": 2,
-            "out_dir": str(tmp_path / "out")}  # fmt: skip
-    path.write_text(yaml.safe_dump(base | fields))
-    assert main(["-c", str(path)]) == 2
+    path.write_text(yaml.safe_dump(_base(tmp_path) | fields))
+    assert ablate(["-c", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert len(err.splitlines()) == 1 and err.startswith("bart-pretrain ablate: error: ") and message in err, err
     assert not (tmp_path / "out").exists()
+    with pytest.raises(UserError, match=None) as raised:
+        load_config(path)
+    assert message in str(raised.value)
+
+
+def test_a_missing_config_file_and_a_bad_flag_fail_in_one_line(tmp_path, capsys):
+    assert ablate(["-c", str(tmp_path / "nope.yaml")]) == 2
+    assert f"-c {tmp_path / 'nope.yaml'}: no such file" in capsys.readouterr().err
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(_base(tmp_path)))
+    assert ablate(["-c", str(path), "--finetune_steps", "many"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'Parser key "finetune_steps"' in err and "--help" in err
 
 
 def test_a_recipe_with_an_unknown_noise_fails_at_load(tmp_path):
     recipe = tmp_path / "mine.yaml"
     recipe.write_text("noises:\n  - class_path: no_such_noise\n")
-    base = {"pretrain_config": "configs/pretrain/tiny.yaml", "finetune_config": "configs/finetune/debian_tiny.yaml",
-            "recipes": [str(recipe)], "seeds": [1], "pretrain_steps": 2, "finetune_steps": 2,
-            "out_dir": "x"}  # fmt: skip
     path = tmp_path / "a.yaml"
-    path.write_text(yaml.safe_dump(base))
-    with pytest.raises(ValueError, match=r"recipes\[0\]=.*mine.yaml.*no_such_noise"):
+    path.write_text(yaml.safe_dump(_base(tmp_path) | {"recipes": [str(recipe)]}))
+    with pytest.raises(UserError, match=r"recipes\[0\]=.*mine.yaml.*no_such_noise"):
         load_config(path)
 
 
@@ -248,13 +513,11 @@ def test_a_plugin_the_noise_curriculum_cannot_scale_fails_at_load(tmp_path, monk
     monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugin_fixtures"))
     recipe = tmp_path / "every_third.yaml"  # a plug-in recipe by path; MaskEveryNth has no ratio/probability field
     recipe.write_text("noises:\n  - class_path: outside_noises.MaskEveryNth\n    init_args: {n: 3}\n")
-    base = {"pretrain_config": "configs/pretrain/tiny.yaml", "finetune_config": "configs/finetune/debian_tiny.yaml",
-            "recipes": ["configs/noise/bart_large.yaml", str(recipe)],
-            "seeds": [1], "pretrain_steps": 2, "finetune_steps": 2, "out_dir": "x",
-            "pretrain_overrides": {"data.noise_schedule": {"steps": 10, "mode": "ratio"}}}  # fmt: skip
+    schedule = {"data.noise_schedule": {"steps": 10, "mode": "ratio"}}
+    base = _base(tmp_path) | {"recipes": ["configs/noise/bart_large.yaml", str(recipe)], "pretrain_overrides": schedule}
     path = tmp_path / "a.yaml"
     path.write_text(yaml.safe_dump(base))
-    with pytest.raises(ValueError, match=r"recipes\[1\]=.*noise_schedule.mode='ratio'.*has no field ratio"):
+    with pytest.raises(UserError, match=r"recipes\[1\]=.*noise_schedule.mode='ratio'.*has no field ratio"):
         load_config(path)
     path.write_text(yaml.safe_dump(base | {"pretrain_overrides": {"data.noise_schedule.steps": 10,
                                                                   "data.noise_schedule.mode": "mix"}}))  # fmt: skip
@@ -263,23 +526,22 @@ def test_a_plugin_the_noise_curriculum_cannot_scale_fails_at_load(tmp_path, monk
 
 def test_a_misspelt_override_fails_before_any_cell(tmp_path, capsys):
     config = write_grid(tmp_path, finetune_overrides={"data.test_subest": 3})
-    assert main(["-c", str(config)]) == 2
+    assert ablate(["-c", str(config)]) == 2
     err = capsys.readouterr().err.strip()
     assert "finetune_overrides" in err and "test_subest" in err
     assert not (tmp_path / "grid").exists()
 
 
-def test_paper_values_go_to_the_shipped_recipes_only(tmp_path):
-    mine = tmp_path / "text_infilling.yaml"  # a user's recipe with a paper recipe's name is not the paper's
-    mine.write_text((CONFIGS / "noise" / "token_deletion.yaml").read_text())
-    base = {"pretrain_config": "configs/pretrain/tiny.yaml", "finetune_config": "configs/finetune/debian_tiny.yaml",
-            "recipes": ["configs/noise/bart_large.yaml", {"name": "mine", "path": str(mine)}], "seeds": [1],
-            "pretrain_steps": 2, "finetune_steps": 2, "out_dir": "x"}  # fmt: skip
+def test_published_values_go_to_the_shipped_recipes_only(tmp_path):
+    mine = tmp_path / "token_deletion.yaml"  # a user's recipe with a paper recipe's name is not the paper's
+    mine.write_text((CONFIGS / "noise" / "token_masking.yaml").read_text())
     path = tmp_path / "a.yaml"
-    path.write_text(yaml.safe_dump(base))
+    path.write_text(yaml.safe_dump(_base(tmp_path) | {"recipes": ["configs/noise/token_masking.yaml",
+                                                                   {"name": "mine", "path": str(mine)}]}))  # fmt: skip
     recipes = load_config(path).recipes
-    assert [(r.name, r.paper) for r in recipes] == [("bart_large", ("Text Infilling + Sentence Shuffling", 5.41)),
-                                                    ("mine", None)]  # fmt: skip
+    assert [(r.name, r.paper, r.t5) for r in recipes] == [
+        ("token_masking", ("Token Masking", 6.10), ("BERT-style", 19.17)), ("mine", None, None)
+    ]  # fmt: skip
 
 
 def test_rank_correlations_on_known_inputs():
@@ -297,22 +559,36 @@ def test_rank_correlations_on_known_inputs():
     assert spearman_rho([1.0], [2.0]) is None and spearman_rho([1, 2], [3, 3]) is None
 
 
+# --- the shipped configs ------------------------------------------------------------------------------------
+OBJECTIVE_RECIPES = {"configs/noise/t5_spans.yaml", "configs/noise/gap_sentences.yaml", "configs/noise/ul2.yaml",
+                     "configs/noise/prefix_lm.yaml"}  # fmt: skip
+"""The objectives issue #21 adds (written on branch `obj`): tolerated as missing here until that branch is merged."""
+
+
 @pytest.mark.parametrize("path", sorted((CONFIGS / "ablation").glob("*.yaml")), ids=lambda p: p.stem)
-def test_shipped_ablation_configs_load_and_their_cells_parse(path, monkeypatch):
-    monkeypatch.chdir(tmp := Path(__file__).resolve().parent.parent)
-    config = load_config(path, out_dir=str(tmp / "runs" / "never-written"))
-    assert len(config.recipes) >= 6 and [r.paper is not None for r in config.recipes].count(True) == 6
-    ablation.check_overrides(config)  # raises ValueError naming the override the CLI rejects
+def test_shipped_ablation_configs_load_and_their_cells_parse(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    raw = yaml.safe_load(path.read_text())
+    missing = sorted(r for r in raw["recipes"] if r in OBJECTIVE_RECIPES and not (REPO / r).is_file())
+    if missing:  # check the rest now; the objectives' recipes come with their branch
+        raw["recipes"] = [r for r in raw["recipes"] if r not in missing]
+        path = tmp_path / path.name
+        path.write_text(yaml.safe_dump(raw))
+    config = load_config(path, out_dir=str(tmp_path / "never-written"))
+    assert len(config.seeds) >= 2
+    if path.stem == "default":
+        assert [r.paper is not None for r in config.recipes].count(True) == 6
+        assert len(config.recipes) + len(missing) == 10 and config.pretrain_target_tokens is not None
+    ablation.check_overrides(config)  # raises UserError naming the override the CLI rejects
+    if missing:
+        pytest.skip(f"{', '.join(missing)}: written on branch `obj` (issue #21 section 1), not yet merged; the rest "
+                    "of this config loads and its cells parse")  # fmt: skip
 
 
-def test_a_pretraining_killed_between_its_last_checkpoint_and_its_report_is_run_again(grid, capsys):
-    config, out = grid
-    cell = out / "token_deletion" / "seed5"
-    done = json.loads((cell / "done.json").read_text())
-    for stale in ("done.json", "pretrain/report.json"):
-        (cell / stale).unlink()
-    shutil.rmtree(cell / "finetune")
-    assert main(["-c", str(config)]) == 0
-    assert "had already finished but left no report; pretraining again" in capsys.readouterr().out
-    again = json.loads((cell / "done.json").read_text())
-    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in done.items() if k != "seconds"}
+def test_measured_target_tokens_are_the_same_for_the_same_seed(tmp_path):
+    """The sample is a pure function of (documents, budget_seed, budget_batches): randomness as an argument."""
+    pretrain = make_world(tmp_path / "world")
+    data = yaml.safe_load(pretrain.read_text())["data"] | {"noise": "configs/noise/text_infilling.yaml"}
+    first = ablation.target_tokens_per_batch(data, 4, seed=11)
+    assert ablation.target_tokens_per_batch(data, 4, seed=11) == first and first[2] == 4
+    assert np.isfinite(first[0]) and first[0] > 0 and first[1] > 0
