@@ -105,12 +105,13 @@ def test_the_budget_is_measured_from_the_documents_and_sets_each_cells_steps(gri
     """Both recipes reconstruct the whole document, so a batch's target tokens are its documents' tokens: the
     measurement equals the epoch's document tokens over its planned batches, computed here without noise."""
     from bart_pretrain.data.batching import plan_batches
+    from bart_pretrain.data.noise_config import load_noise
     from bart_pretrain.data.pretrain_dataset import document_lengths
     from bart_pretrain.data.pretrain_module import PretrainDataModule
 
     config, out = grid
     world = yaml.safe_load(Path(yaml.safe_load(config.read_text())["pretrain_config"]).read_text())["data"]
-    module = PretrainDataModule(**{**world, "val_files": None})
+    module = PretrainDataModule(**{**world, "noise": load_noise(world["noise"]), "val_files": None})
     module.setup("fit")
     lengths = document_lengths(module.train_docs)
     expected = int(lengths.sum()) / len(plan_batches(lengths, world["max_tokens"], seed=0))

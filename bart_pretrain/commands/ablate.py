@@ -232,6 +232,7 @@ def target_tokens_per_batch(data: Mapping[str, Any], batches: int, seed: int) ->
     so the batches' varying sizes do not enter. ``data``: the pretraining's resolved ``data`` section."""
     import noising
     from bart_pretrain.data.batching import plan_batches
+    from bart_pretrain.data.noise_config import load_noise
     from bart_pretrain.data.pretrain_module import PretrainDataModule
 
     if data.get("streaming"):
@@ -240,7 +241,11 @@ def target_tokens_per_batch(data: Mapping[str, Any], batches: int, seed: int) ->
             "in-memory training documents; use pretrain_steps, or stream only outside the ablation"
         )
     # Full strength (no curriculum), no validation set, no worker processes: only the documents are read.
-    module = PretrainDataModule(**{**data, "noise_schedule": None, "val_files": None, "num_workers": 0})
+    # The resolved config holds the recipe as plain data (its dump); the module takes the pipeline itself.
+    recipe = load_noise(data["noise"])
+    module = PretrainDataModule(
+        **{**data, "noise": recipe, "noise_schedule": None, "val_files": None, "num_workers": 0}
+    )
     module.setup("fit")
     plan = plan_batches(module.train_lengths, module.max_tokens, seed=seed, max_sentences=module.max_sentences)
     per_batch = float(module.train_lengths.sum()) / len(plan)
