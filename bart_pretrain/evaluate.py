@@ -15,6 +15,9 @@ import torch
 from bart_pretrain.generation import GenerationConfig  # defined there, once; importable from here too
 from bart_pretrain.io import atomic_write_json, atomic_write_jsonl
 
+BEAM_BATCH_TOKENS = 8192
+BEAM_BATCH_TOKENS_HELP = "token budget of one beam-search batch: its documents x their longest source x the beams"
+
 
 @torch.no_grad()
 def summarize_texts(
@@ -23,10 +26,10 @@ def summarize_texts(
     documents: list[str],
     generation: GenerationConfig,
     max_source_length: int = 512,
-    max_tokens: int = 8192,
+    beam_batch_tokens: int = BEAM_BATCH_TOKENS,
 ) -> list[str]:
-    """Summaries of ``documents`` in their order; batches of similar length hold <= ``max_tokens`` source tokens
-    (times the beam width), sources truncated to ``max_source_length`` tokens with ``<s>``/``</s>``."""
+    """Summaries of ``documents`` in their order; batches of similar length hold <= ``beam_batch_tokens`` source
+    tokens (times the beam width), sources truncated to ``max_source_length`` tokens with ``<s>``/``</s>``."""
     from bart_pretrain.data.batching import pad
     from bart_pretrain.data.summarization_pairs import encode_text
 
@@ -41,7 +44,7 @@ def summarize_texts(
     start = 0
     while start < len(order):
         longest = len(encoded[order[start]])
-        size = max(1, max_tokens // (longest * generation.num_beams))
+        size = max(1, beam_batch_tokens // (longest * generation.num_beams))
         idx = order[start : start + size]
         input_ids, attention_mask = pad([encoded[i] for i in idx], tokenizer.pad_id)
         generated = model.generate(input_ids.to(device), attention_mask.to(device), generation)
@@ -66,14 +69,14 @@ def evaluate_pairs(
     generation: GenerationConfig,
     out_dir: str | Path | None = None,
     max_source_length: int = 512,
-    max_tokens: int = 8192,
+    beam_batch_tokens: int = BEAM_BATCH_TOKENS,
     ids: list | None = None,
 ) -> dict:
     """Summarize, score with ROUGE; with ``out_dir`` write ``predictions.jsonl`` and ``metrics.json`` there."""
     from bart_pretrain.metrics import rouge
 
     t0 = time.perf_counter()
-    predictions = summarize_texts(model, tokenizer, documents, generation, max_source_length, max_tokens)
+    predictions = summarize_texts(model, tokenizer, documents, generation, max_source_length, beam_batch_tokens)
     seconds = time.perf_counter() - t0
     metrics = {
         **rouge(predictions, references),

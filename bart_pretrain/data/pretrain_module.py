@@ -26,6 +26,7 @@ from bart_pretrain.data.pretrain_stream import (
     check_stream_source,
 )
 from bart_pretrain.errors import UserError, reading_input
+from bart_pretrain.paths import InputPath
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising import NoiseSpec
 from noising.schedule import NoiseSchedule, ScheduledPipeline
@@ -40,11 +41,11 @@ class PretrainDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        train_files: str | list[str] = "data/corpus/train.jsonl",
-        val_files: str | list[str] | None = "data/corpus/validation.jsonl",
+        train_files: list[InputPath] | InputPath = "data/corpus/train.jsonl",
+        val_files: list[InputPath] | InputPath | None = "data/corpus/validation.jsonl",
         text_column: str = "text",
-        tokenizer_path: str | None = DEFAULT_TOKENIZER,
-        noise: str | list[NoiseSpec] = "configs/noise/bart_large.yaml",
+        tokenizer_path: InputPath | None = DEFAULT_TOKENIZER,
+        noise: list[NoiseSpec] | InputPath = "configs/noise/bart_large.yaml",
         noise_schedule: NoiseSchedule | None = None,
         max_length: int = 512,
         max_tokens: int = 4096,
@@ -114,12 +115,7 @@ class PretrainDataModule(pl.LightningDataModule):
         if self.tokenizer is None:
             if self.tokenizer_path is None:
                 raise ValueError("data.tokenizer_path is null and no tokenizer was attached (--model.init_from's)")
-            if not os.path.exists(self.tokenizer_path):
-                raise FileNotFoundError(
-                    f"data.tokenizer_path={self.tokenizer_path!r} does not exist (looked for "
-                    f"{os.path.abspath(self.tokenizer_path)}); run `make data` (or `bart-pretrain train-tokenizer`)"
-                )
-            self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
+            self.tokenizer = Tokenizer.from_file(self.tokenizer_path, "--data.tokenizer_path")
         return self.tokenizer
 
     def _documents(self, files: str | list[str], limit: int | None, split: str):

@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 
 from bart_pretrain.data.batching import shift_tokens_right
-from bart_pretrain.evaluate import summarize_texts
+from bart_pretrain.evaluate import BEAM_BATCH_TOKENS, summarize_texts
 from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.optim import OptimConfig
+from bart_pretrain.paths import InputPath
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
 from bart_pretrain.training.model_config import BART_DEFAULTS, ModelConfig, resolve_model_config
@@ -35,15 +36,15 @@ class SummarizationModule(Seq2SeqModule):
 
     def __init__(
         self,
-        init_from: str | None = DEFAULT_INIT,
+        init_from: InputPath | None = DEFAULT_INIT,
         model_config: ModelConfig = BART_DEFAULTS,
-        tokenizer_path: str | None = None,
+        tokenizer_path: InputPath | None = None,
         optim: OptimConfig | None = None,
         init: InitConfig | None = None,
         dropout: float | None = None,
         generation: GenerationConfig | None = None,
         max_source_length: int = 512,
-        eval_max_tokens: int = 8192,
+        beam_batch_tokens: int = BEAM_BATCH_TOKENS,
         compile: bool = False,
     ):
         """
@@ -64,7 +65,7 @@ class SummarizationModule(Seq2SeqModule):
                 checkpoint); default: those ``init_from`` records, else ``GenerationConfig``'s.
             max_source_length: documents are truncated to this many tokens at generation time (linked from
                 ``--data.max_source_length``).
-            eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
+            beam_batch_tokens: token budget of one beam-search batch (documents x longest source x beams).
             compile: ``torch.compile`` the training step (encoder-decoder and loss kernel), as pretraining's
                 ``--model.compile``; eager if unavailable.
         """
@@ -78,7 +79,9 @@ class SummarizationModule(Seq2SeqModule):
         recorded_generation: dict = {}
         if init_from is not None:
             if not Path(init_from).exists():
-                hint = " Run `make pretrain` first." if init_from == DEFAULT_INIT else ""
+                hint = (
+                    " Run `make pretrain` first." if Path(init_from).absolute() == Path(DEFAULT_INIT).absolute() else ""
+                )
                 raise MissingCheckpointError(
                     f"--model.init_from: no checkpoint at {init_from} (looked for {Path(init_from).absolute()}).{hint} "
                     "(or pass --model.init_from null to fine-tune from random weights)"
@@ -95,7 +98,7 @@ class SummarizationModule(Seq2SeqModule):
             recorded_generation = loaded.generation
         else:
             tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
-            tokenizer = Tokenizer.from_file(tokenizer_path)
+            tokenizer = Tokenizer.from_file(tokenizer_path, "--model.tokenizer_path")
             config = resolve_model_config(model_config, tokenizer.vocab_size, tokenizer_path)
             model = initialize(Bart(config), init or InitConfig())
         if model.config.vocab_size != tokenizer.vocab_size:
@@ -127,7 +130,7 @@ class SummarizationModule(Seq2SeqModule):
                 "dropout": dropout,
                 "generation": dataclasses.asdict(self.generation),
                 "max_source_length": max_source_length,
-                "eval_max_tokens": eval_max_tokens,
+                "beam_batch_tokens": beam_batch_tokens,
                 "compile": compile,
             }
         )
@@ -168,5 +171,5 @@ class SummarizationModule(Seq2SeqModule):
             documents,
             self.generation,
             self.hparams.max_source_length,
-            self.hparams.eval_max_tokens,
+            self.hparams.beam_batch_tokens,
         )

@@ -1,0 +1,48 @@
+"""The one command-line grammar: every command parses with jsonargparse (``pretrain`` and ``finetune`` through
+LightningCLI's parser, the others through :class:`CommandParser`): ``-c/--config`` YAML files, typed options spelled
+with underscores and listed by ``--help`` with type and default, a bad command line said in one line
+(:func:`~bart_pretrain.errors.usage_error`), and every :class:`~bart_pretrain.paths.InputPath` resolved where it is
+written (:func:`~bart_pretrain.paths.resolve_here`: relative to the config file that names it, else to the working
+directory).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse.typing import register_type
+
+from bart_pretrain.errors import debugging, usage_error
+from bart_pretrain.paths import InputPath, resolve_here
+
+
+def dump_path(value: object) -> str:
+    """An :class:`InputPath` as a config file writes it; anything else is another member of a union's."""
+    if not isinstance(value, str):
+        raise ValueError(f"not a path: {value!r}")
+    return value
+
+
+# The parser reads a config file from the file's directory, so the deserializer sees paths relative to it.
+register_type(InputPath, serializer=dump_path, deserializer=resolve_here)
+
+CONFIG_HELP = "a YAML file of this command's options (repeatable; relative input paths in it: relative to the file)"
+
+
+class OneLineErrors:
+    """A jsonargparse parser whose bad command line or config file is said in one line (``errors.usage_error``),
+    not the whole usage (with ``BART_PRETRAIN_DEBUG=1``: jsonargparse's own report)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if debugging() or not self.exit_on_error:
+            return super().error(message, ex)
+        usage_error(self.prog, message)
+
+
+class CommandParser(OneLineErrors, ArgumentParser):
+    """The parser of a command that is not a LightningCLI: ``-c/--config`` and ``--print_config`` like theirs."""
+
+    def __init__(self, prog: str, description: str | None, **kwargs: Any):
+        super().__init__(prog=prog, description=description, default_env=False, **kwargs)
+        self.add_argument("-c", "--config", action=ActionConfigFile, help=CONFIG_HELP)
