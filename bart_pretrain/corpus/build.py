@@ -7,7 +7,7 @@ package registry (README, "The default data"). Writes, atomically and byte-for-b
     manifest.json                                   sources, package versions, counts, sha256 of every output
 
 Apt state, downloaded .debs and index files live under ``<out>/.cache`` (private: the system's apt state is
-never touched). A second run with the same inputs rewrites nothing; ``--refresh`` fetches new indexes.
+never touched). A second run with the same inputs rewrites nothing; ``--refresh true`` fetches new indexes.
 """
 
 from __future__ import annotations
