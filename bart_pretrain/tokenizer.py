@@ -27,6 +27,8 @@ MASK = "<mask>"
 DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
 """Where ``make data`` writes the tokenizer: the default of every ``tokenizer_path`` option (written once, here)."""
 MIN_VOCAB_SIZE = len(SPECIALS) + 256 + 1
+DEFAULT_VOCAB_SIZE = 8192
+"""The vocabulary size of the default tokenizer (``make data``) and of ``train-tokenizer``."""
 
 
 def tokenizer_not_found(path: str | os.PathLike, flag: str) -> FileNotFoundError:

@@ -16,6 +16,7 @@ from bart_pretrain.corpus import build
 from bart_pretrain.corpus.debian import AptError, PrivateApt
 from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.paths import InputPath
+from bart_pretrain.tokenizer import DEFAULT_VOCAB_SIZE
 
 SCALE_FROM = "data/corpus/train.jsonl"
 
@@ -27,7 +28,7 @@ def parser() -> CommandParser:
         "--scale_corpus, a large corpus for measurement.",
     )
     p.add_argument("--out", type=str, default="data", help="output directory")
-    p.add_argument("--vocab_size", type=int, default=8192, help="tokenizer vocabulary size")
+    p.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="tokenizer vocabulary size")
     p.add_argument(
         "--offline_fallback",
         type=bool,

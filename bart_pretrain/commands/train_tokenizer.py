@@ -7,7 +7,7 @@ from __future__ import annotations
 from bart_pretrain.commands.parsing import CommandParser
 from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.paths import InputPath
-from bart_pretrain.tokenizer import MIN_VOCAB_SIZE, train_tokenizer
+from bart_pretrain.tokenizer import DEFAULT_VOCAB_SIZE, MIN_VOCAB_SIZE, train_tokenizer
 
 
 def parser() -> CommandParser:
@@ -21,7 +21,7 @@ def parser() -> CommandParser:
         help="a text file, a directory (every file under it, one format) or a glob, or a list of them ('[a, b]'): "
         ".txt/.jsonl/.json/.parquet, text and JSON also gzipped (.txt.gz/.jsonl.gz/.json.gz)",
     )
-    p.add_argument("--vocab_size", type=int, default=8192, help="ids in total, specials included")
+    p.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="ids in total, specials included")
     p.add_argument("--text_column", type=str, default="text", help="column holding the text in JSONL/Parquet files")
     p.add_argument("--min_frequency", type=int, default=2, help="drop merges seen fewer times")
     p.add_argument("--out", type=str, required=True, help="directory for tokenizer.json, vocab.json, merges.txt")

@@ -22,6 +22,7 @@ from pathlib import Path
 from bart_pretrain.corpus import debian, docs_corpus, fallback
 from bart_pretrain.corpus.debian import AptError, Pair, PrivateApt
 from bart_pretrain.io import atomic_write_json, atomic_write_jsonl
+from bart_pretrain.tokenizer import DEFAULT_VOCAB_SIZE
 
 BUILDER_VERSION = 1  # bump when outputs change for the same inputs
 CORPUS_VALIDATION = {"validation": 0.02}
@@ -228,7 +229,7 @@ def _up_to_date(out: Path, fingerprint: str) -> dict | None:
 def build(
     out: str | Path,
     inputs: AptInputs | FallbackInputs,
-    vocab_size: int = 8192,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
     force: bool = False,
 ) -> dict:
     """Build everything under ``out`` from ``inputs``; returns the manifest. Skips all work when up to date."""
