@@ -289,6 +289,15 @@ MATRIX = [
      str(d / "out")], r"r\.ckpt: not a readable torch checkpoint"),
     ("export_hf_missing_checkpoint", lambda w, d, m: ["export-hf", str(d / "no.ckpt"), str(d / "out")],
      r"no\.ckpt does not exist"),
+    # the commands' shared grammar: -c files, one flag spelling, typed values
+    ("summarize_config_not_utf8", lambda w, d, m: summarize(w, d, "-c", str(write(d, "c.yaml", b"\xff\xfe"))),
+     r"-c .*c\.yaml: not UTF-8 text"),
+    ("noise_preview_config_not_yaml", lambda w, d, m: ["noise-preview", "-c", str(write(d, "c.yaml", "text: [a,\n"))],
+     r"-c .*c\.yaml: not valid YAML"),
+    ("train_tokenizer_hyphenated_flag", lambda w, d, m: ["train-tokenizer", "--files", str(d), "--out", str(d / "t"),
+     "--vocab-size", "300"], r"nrecognized arguments: --vocab-size"),
+    ("build_data_bad_boolean", lambda w, d, m: ["build-data", "--out", str(d / "data"), "--force", "yes please"],
+     r'"force"'),
 ]  # fmt: skip
 
 

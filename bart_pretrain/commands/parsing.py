@@ -8,12 +8,15 @@ directory).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from jsonargparse.typing import register_type
 
-from bart_pretrain.errors import debugging, usage_error
+from bart_pretrain.errors import UserError, debugging, usage_error
 from bart_pretrain.paths import InputPath, resolve_here
 
 
@@ -46,3 +49,27 @@ class CommandParser(OneLineErrors, ArgumentParser):
     def __init__(self, prog: str, description: str | None, **kwargs: Any):
         super().__init__(prog=prog, description=description, default_env=False, **kwargs)
         self.add_argument("-c", "--config", action=ActionConfigFile, help=CONFIG_HELP)
+
+    def parse_args(self, args: list[str] | None = None, **kwargs: Any) -> Namespace:
+        check_config_files(list(sys.argv[1:] if args is None else args))
+        return super().parse_args(args, **kwargs)
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Raise if a ``-c`` file of ``argv`` is not YAML, naming it and the place (jsonargparse names neither)."""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name not in ("-c", "--config"):
+            continue
+        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+        path = Path(value)
+        if not path.is_file():
+            continue  # a YAML string, or a missing file jsonargparse names
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise UserError(f"-c {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise UserError(f"-c {path}: not valid YAML ({getattr(e, 'problem', None) or e}{where})") from None

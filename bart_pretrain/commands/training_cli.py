@@ -23,7 +23,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from bart_pretrain.commands.parsing import OneLineErrors
+from bart_pretrain.commands.parsing import OneLineErrors, check_config_files
 from bart_pretrain.errors import Interrupted, UserError, debugging, reading_input
 from bart_pretrain.io import DirectoryLock, check_writable_dir, move_aside
 from bart_pretrain.paths import REPO
@@ -155,26 +155,6 @@ class TrainingCLI(LightningCLI):
             raise Interrupted(
                 signal.SIGTERM, "stopped by SIGTERM before the first training step; nothing saved"
             ) from None
-
-
-def check_config_files(argv: list[str]) -> None:
-    """Raise if a ``-c`` file of ``argv`` is not YAML, naming it and the place (jsonargparse names neither)."""
-    for i, arg in enumerate(argv):
-        name, eq, value = arg.partition("=")
-        if name not in ("-c", "--config"):
-            continue
-        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-        path = Path(value)
-        if not path.is_file():
-            continue  # a YAML string, or a missing file jsonargparse names
-        try:
-            yaml.safe_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as e:
-            raise UserError(f"-c {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise UserError(f"-c {path}: not valid YAML ({getattr(e, 'problem', None) or e}{where})") from None
 
 
 class OneLineParser(OneLineErrors, LightningArgumentParser):
