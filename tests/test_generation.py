@@ -111,7 +111,7 @@ def test_generation_defaults_are_written_once_in_generation_config():
     for fn in (generation.generate, Bart.generate):  # no second copy of a default in a signature
         assert not set(inspect.signature(fn).parameters) & set(GenerationConfig.fields()), fn
     flags = summarize.parser().parse_args(["--checkpoint", "x"])
-    assert all(getattr(flags, name) is None for name in GenerationConfig.fields())  # None: the recorded or default
+    assert all(flags.generation[name] is None for name in GenerationConfig.fields())  # None: the recorded or default
     m = peaked_model(4)
     ids, am = sources(4)
     defaults = dataclasses.asdict(GenerationConfig())

@@ -1,4 +1,4 @@
-"""`bart-pretrain build-data --scale-corpus SIZE`: a large corpus from a small one (README "Large corpora"), tested at a
+"""`bart-pretrain build-data --scale_corpus SIZE`: a large corpus from a small one (README "Large corpora"), tested at a
 tiny size: the size and file count asked for, pass 0 the source shuffled, later passes perturbed copies of real
 sentences, the same bytes for the same seed, readable as a corpus directory; bad sizes and an occupied --out refused
 in one line."""
