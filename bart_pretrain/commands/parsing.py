@@ -1,9 +1,6 @@
-"""The one command-line grammar: every command parses with jsonargparse (``pretrain`` and ``finetune`` through
-LightningCLI's parser, the others through :class:`CommandParser`): ``-c/--config`` YAML files, typed options spelled
-with underscores and listed by ``--help`` with type and default, a bad command line said in one line
-(:func:`~bart_pretrain.errors.usage_error`), and every :class:`~bart_pretrain.paths.InputPath` resolved where it is
-written (:func:`~bart_pretrain.paths.resolve_here`: relative to the config file that names it, else to the working
-directory).
+"""The one command-line grammar (jsonargparse: LightningCLI's parser for pretrain/finetune, :class:`CommandParser`
+for the others): ``-c/--config`` files, typed underscored options that ``--help`` lists, one-line errors
+(``errors.usage_error``), and :class:`~bart_pretrain.paths.InputPath` resolved relative to the config file naming it.
 """
 
 from __future__ import annotations
