@@ -2,12 +2,11 @@
 and :class:`Interrupted` (a stop signal, after the checkpoint is saved). ``bart-pretrain`` prints either as one line
 and exits 2 (a user error) or 128 + the signal number; any other exception is a bug and keeps its traceback.
 :func:`reading_input` marks the stretches of code that read user input, where a ``ValueError``/``TypeError`` is one;
-:class:`CommandParser` is ``argparse`` with one-line usage errors (:func:`usage_error`).
+:func:`usage_error` is how every command's parser says a bad command line (``bart_pretrain.commands.parsing``).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import os
@@ -92,12 +91,3 @@ def usage_error(prog: str, message: str) -> NoReturn:
     reason = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
     sys.stderr.write(f"{prog}: error: {reason}; `{prog} --help` lists every option\n")
     sys.exit(2)
-
-
-class CommandParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose usage errors are one line (:func:`usage_error`), not the whole usage."""
-
-    def error(self, message: str) -> NoReturn:
-        if debugging():
-            super().error(message)
-        usage_error(self.prog, message)

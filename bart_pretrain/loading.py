@@ -129,7 +129,7 @@ def load_model(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    override = Tokenizer.from_file(tokenizer_path) if tokenizer_path is not None else None
+    override = Tokenizer.from_file(tokenizer_path, "--tokenizer_path") if tokenizer_path is not None else None
     if path.is_dir() and not is_sharded_checkpoint(path):
         from bart_pretrain.hf import load_hf, recorded_settings
 
@@ -172,9 +172,10 @@ def _checkpoint_tokenizer(ckpt: dict, path: Path, override, override_path) -> tu
         if override is not None:
             if override.fingerprint() != record["sha256"]:
                 raise ValueError(
-                    f"{path}: --tokenizer {override_path} is not the tokenizer this model was trained with "
+                    f"{path}: --tokenizer_path {override_path} is not the tokenizer this model was trained with "
                     f"(sha256 {override.fingerprint()[:12]}..., the checkpoint's {record['sha256'][:12]}..., read from "
-                    f"{record['path'] or 'an unknown path'}); leave --tokenizer out: the checkpoint carries its own"
+                    f"{record['path'] or 'an unknown path'}); leave --tokenizer_path out: the checkpoint carries "
+                    "its own"
                 )
             return override, str(override_path), ""
         tokenizer = Tokenizer.from_str(record["json"])

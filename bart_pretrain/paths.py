@@ -1,18 +1,13 @@
-"""Where a relative input path is looked for, so that shipped configs work from any directory.
-
-A relative path written in a config file (``-c FILE``) is looked for beside that file; for a config shipped under the
-repository's ``configs/`` (written relative to the repository root), and for a shipped name such as
-``configs/noise/bart_large.yaml`` in any config, in the repository; then in the working directory. A relative path
-on the command line or from a default is looked for in the working directory, then (``configs/...`` names) in the
-repository. The first place that has it wins and the value becomes that absolute path; when none has it, the value
-is left as given and the code reading it reports :func:`where_looked`. Outputs (``--run_dir``) are never moved.
+"""Input paths: :class:`InputPath` marks a command's input path, which the parser makes absolute as it reads it
+(:func:`resolve_here`): a relative path written in a config file is relative to that file's directory, one on the
+command line or from a default to the working directory. Outputs (``--run_dir``) are plain ``str``, relative to the
+working directory. :func:`shipped` and :func:`resolve_input` find the repository's own ``configs/`` files.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +15,32 @@ REPO = Path(__file__).resolve().parent.parent
 """The repository (or source tree) holding this package and the shipped ``configs/``."""
 
 
+class InputPath(str):
+    """The annotation of an input path (a file, directory or glob the command reads). The command parsers register it
+    with jsonargparse (``bart_pretrain.commands.parsing``), whose deserializer is :func:`resolve_here`; the value a
+    class receives is a plain absolute ``str``, and Python callers may pass any ``str`` (relative: to the working
+    directory)."""
+
+
+def resolve_here(value: str | os.PathLike) -> str:
+    """``value`` made absolute against the current directory: the parser reads a config file from that file's
+    directory, and the command line from the working directory. A bare name (no ``/``, no ``.``, no glob) that is
+    not a file there stays as given: a ``datasets`` name such as ``wikitext``."""
+    value = os.path.expanduser(os.fspath(value))
+    if os.path.isabs(value):
+        return value
+    absolute = os.path.abspath(value)
+    bare_name = value != "" and not any(c in value for c in "/.*?[")
+    return value if bare_name and not _exists(Path(absolute)) else absolute
+
+
 def _exists(path: Path) -> bool:
     return path.exists() or (glob.has_magic(str(path)) and bool(glob.glob(str(path))))
 
 
 def candidates(value: str, config_file: Path | None = None) -> list[Path]:
-    """The places a relative ``value`` is looked for, in order (see the module docstring)."""
+    """Where :func:`resolve_input` looks for a relative ``value``, in order: beside ``config_file``; in the repository
+    for a shipped ``configs/...`` name or a config under ``configs/``; in the working directory."""
     shipped_name = Path(value).parts[:1] == ("configs",)
     out = []
     if config_file is not None:
@@ -66,51 +81,3 @@ def where_looked(value: str | os.PathLike, config_file: Path | None = None) -> s
     if Path(value).is_absolute():
         return f"looked for {value}"
     return "looked for " + ", ".join(str(p) for p in candidates(str(value), config_file))
-
-
-def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def _origins(argv: Sequence[str], keys: Iterable[str]) -> dict[str, Path | None]:
-    """For each of ``keys``: the ``-c`` file that sets it last in ``argv`` order, or None if the command line (or
-    nothing, a default) does."""
-    import yaml
-
-    keys = set(keys)
-    origin: dict[str, Path | None] = {}
-    i = 0
-    while i < len(argv):
-        arg, i = argv[i], i + 1
-        name, eq, value = arg.partition("=")
-        if name in ("-c", "--config"):
-            if not eq:
-                value, i = (argv[i], i + 1) if i < len(argv) else ("", i)
-            try:
-                tree = yaml.safe_load(Path(value).read_text(encoding="utf-8"))
-            except (OSError, ValueError, yaml.YAMLError):  # a YAML string, not a file: as the command line
-                tree = None
-            if isinstance(tree, Mapping):
-                for key in keys & set(_flatten(tree)):
-                    origin[key] = Path(value).absolute()
-        elif name.startswith("--") and name[2:] in keys:
-            origin[name[2:]] = None
-    return origin
-
-
-def resolve_config_inputs(config: Any, keys: Iterable[str], argv: Sequence[str]) -> None:
-    """Rewrite, in a LightningCLI ``config`` (a jsonargparse Namespace) parsed from ``argv``, each of ``keys`` (dotted
-    input paths) by :func:`resolve_input`, relative to the ``-c`` file that set it last, else to the working
-    directory (the command line or a default set it)."""
-    origins = _origins(argv, keys)
-    for key in keys:
-        value = config.get(key)
-        if value is not None:
-            config[key] = resolve_input(value, origins.get(key))

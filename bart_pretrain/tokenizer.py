@@ -4,7 +4,7 @@ special ids fixed: ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3 and ``<mask>`
 ``train_tokenizer`` trains one on text; ``Tokenizer.from_file`` loads our ``tokenizer.json`` or a user's
 GPT-2/BART ``vocab.json`` + ``merges.txt`` (a vocabulary without BART's specials, like GPT-2's, is renumbered:
 the four specials first, the BPE tokens after them in their order, ``<mask>`` appended).
-`bart-pretrain train-tokenizer --files 'corpus/*.txt' --vocab-size 8192 --out tok/` is the CLI.
+`bart-pretrain train-tokenizer --files 'corpus/*.txt' --vocab_size 8192 --out tok/` is the CLI.
 """
 
 from __future__ import annotations
@@ -27,6 +27,16 @@ MASK = "<mask>"
 DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
 """Where ``make data`` writes the tokenizer: the default of every ``tokenizer_path`` option (written once, here)."""
 MIN_VOCAB_SIZE = len(SPECIALS) + 256 + 1
+DEFAULT_VOCAB_SIZE = 8192
+"""The vocabulary size of the default tokenizer (``make data``) and of ``train-tokenizer``."""
+
+
+def tokenizer_not_found(path: str | os.PathLike, flag: str) -> FileNotFoundError:
+    """The one error of every command for a tokenizer path (``flag``) that names nothing."""
+    return FileNotFoundError(
+        f"tokenizer not found: {flag} (looked for {os.path.abspath(path)}); build the default one with `make data`, "
+        "or train one with `bart-pretrain train-tokenizer`"
+    )
 
 
 class Tokenizer:
@@ -60,8 +70,11 @@ class Tokenizer:
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> Tokenizer:
-        """Load ``tokenizer.json``, or a directory holding ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``."""
+    def from_file(cls, path: str | os.PathLike, flag: str = "tokenizer_path") -> Tokenizer:
+        """Load ``tokenizer.json``, or a directory holding ``tokenizer.json`` or ``vocab.json`` + ``merges.txt``; a
+        missing ``path`` is :func:`tokenizer_not_found` (``flag``: the option that named it)."""
+        if not os.path.exists(path):
+            raise tokenizer_not_found(path, flag)
         path = Path(path)
         if path.is_dir():
             if (path / "tokenizer.json").is_file():

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Measure bart-pretrain on a large generated corpus (README "Large corpora"): generate it with
-`bart-pretrain build-data --scale-corpus`, then time and measure, each in a process of its own:
+`bart-pretrain build-data --scale_corpus`, then time and measure, each in a process of its own:
 
 - tokenization throughput of a subset of the files, with 1 and 2 processes (``tokenize_dataset``'s ``num_proc``);
 - start-up to the first training step of `bart-pretrain pretrain` on the whole corpus, in memory (cold cache:
@@ -109,9 +109,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/big"), help="where the corpus goes (default /tmp/big)")
     parser.add_argument("--size", default="1GB", help="corpus size (default 1GB)")
     parser.add_argument("--files", type=int, default=64, help="corpus files (default 64)")
-    parser.add_argument("--subset-files", type=int, default=4, help="files tokenized for the throughput (default 4)")
-    parser.add_argument("--stream-steps", type=int, default=200, help="steps of the long streamed run (default 200)")
-    parser.add_argument("--stream-mb", type=float, default=50, help="MB the streamed data alone reads (default 50)")
+    parser.add_argument("--subset_files", type=int, default=4, help="files tokenized for the throughput (default 4)")
+    parser.add_argument("--stream_steps", type=int, default=200, help="steps of the long streamed run (default 200)")
+    parser.add_argument("--stream_mb", type=float, default=50, help="MB the streamed data alone reads (default 50)")
     parser.add_argument("--results", type=Path, default=Path("runs/measure-corpus.json"), help="the JSON results")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and the cache")
     args = parser.parse_args()
@@ -127,8 +127,8 @@ def main() -> int:
     results: dict = {"command": " ".join([sys.executable, *sys.argv]), "cores": os.cpu_count(),
                      "load_average_at_start": os.getloadavg()}  # fmt: skip
 
-    results["generate"] = run("generate", [*cli, "build-data", "--scale-corpus", args.size, "--out", str(args.out),
-                                           "--scale-files", str(args.files), "--force"], env, logs)  # fmt: skip
+    results["generate"] = run("generate", [*cli, "build-data", "--scale_corpus", args.size, "--out", str(args.out),
+                                           "--scale_files", str(args.files), "--force", "true"], env, logs)  # fmt: skip
     corpus_bytes = du(args.out)
     results["corpus_bytes"] = corpus_bytes
 

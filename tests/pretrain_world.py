@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+RECIPES = Path(__file__).resolve().parents[1] / "configs" / "noise"
+"""The shipped noise recipes."""
+
 WORDS = (
     "the a system file package kernel module python data network user library tool shell device memory "
     "driver process thread signal socket buffer queue lock mutex string list value error format parser"
@@ -83,7 +86,7 @@ def make_world(root: Path, n_train: int = 60, n_val: int = 8, **overrides) -> Pa
             "train_files": str(root / "train.jsonl"),
             "val_files": str(root / "validation.jsonl"),
             "tokenizer_path": str(root / "tokenizer.json"),
-            "noise": "configs/noise/bart_large.yaml",
+            "noise": str(RECIPES / "bart_large.yaml"),  # a relative path would be relative to this config file
             "max_length": 64,
             "max_tokens": 256,
             "num_workers": 0,

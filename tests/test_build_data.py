@@ -334,7 +334,7 @@ def test_unreachable_mirror_falls_back_with_a_clear_message(tmp_path, monkeypatc
     real_apt_inputs = build.AptInputs
     monkeypatch.setattr(build, "AptInputs", lambda cache, refresh: real_apt_inputs(cache, refresh, options))
     monkeypatch.setattr(build, "FallbackInputs", lambda: _tiny_fallback(tmp_path))
-    assert build_data.main(["--out", str(tmp_path / "data"), "--vocab-size", "300"]) == 0
+    assert build_data.main(["--out", str(tmp_path / "data"), "--vocab_size", "300"]) == 0
     out = capsys.readouterr().out
     assert "apt failed" in out and "Could not connect" in out and "OFFLINE FALLBACK" in out
     assert "150 described installed packages" in out
@@ -344,7 +344,7 @@ def test_unreachable_mirror_falls_back_with_a_clear_message(tmp_path, monkeypatc
 
 def test_offline_fallback_without_dpkg_status_is_an_error_not_a_traceback(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(build, "FallbackInputs", lambda: _REAL_FALLBACK(status=tmp_path / "missing"))
-    assert build_data.main(["--out", str(tmp_path / "data"), "--offline-fallback"]) == 1
+    assert build_data.main(["--out", str(tmp_path / "data"), "--offline_fallback", "true"]) == 1
     err = capsys.readouterr().err
     assert "error: offline fallback:" in err and "missing does not exist" in err and "Traceback" not in err
     assert not (tmp_path / "data" / "manifest.json").exists()

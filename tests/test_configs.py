@@ -1,5 +1,7 @@
-"""Every shipped YAML under configs/ parses: run configs through their CLI parser (with --print_config, which
-validates types and rejects unknown keys without building anything), model and noise configs through their loaders."""
+"""Every shipped YAML under configs/ parses with the parser of the command that reads it: run configs with
+--print_config (which validates types and rejects unknown keys without building anything), model presets as
+`pretrain --model.model_config`, noise recipes as `noise-preview --noise` (then built), ablation configs by `ablate`'s
+loader."""
 
 from pathlib import Path
 
@@ -13,9 +15,34 @@ def _yamls(kind: str) -> list[Path]:
     return sorted((CONFIGS / kind).glob("*.yaml"))
 
 
+KINDS = ("pretrain", "finetune", "model", "noise", "ablation")
+"""The folders under configs/, each parsed by a test below."""
+
+
 def test_every_yaml_under_configs_is_covered_by_a_loader_test():
-    covered = {p for kind in ("pretrain", "finetune", "model", "noise", "ablation") for p in _yamls(kind)}
+    covered = {p for kind in KINDS for p in _yamls(kind)}
     assert set(CONFIGS.rglob("*.yaml")) == covered
+
+
+@pytest.mark.parametrize("path", _yamls("noise"), ids=lambda p: p.stem)
+def test_noise_recipes_parse_through_noise_preview(path):
+    from bart_pretrain.commands.noise_preview import parser
+    from bart_pretrain.data.noise_config import load_noise
+
+    p = parser()
+    args = p.parse_args(["--noise", str(path.relative_to(CONFIGS.parent)), "--text", "A text."])
+    pipeline = load_noise(p.instantiate_classes(args).noise)
+    assert len(pipeline) == len(yaml.safe_load(path.read_text())["noises"])
+
+
+# LEAD: `ablate` is moving to jsonargparse (the ablation helper's branch); connect this test to its parser
+# (`-c <config> --print_config`) when merging. Until then the configs go through its own loader.
+@pytest.mark.parametrize("path", _yamls("ablation"), ids=lambda p: p.stem)
+def test_ablation_configs_load(path):
+    from bart_pretrain.commands.ablation_config import load_config
+
+    config = load_config(path)
+    assert config.recipes
 
 
 @pytest.mark.parametrize("path", _yamls("pretrain"), ids=lambda p: p.stem)
@@ -36,16 +63,17 @@ def test_shipped_pretrain_recipes_follow_the_paper_on_gpus():
         assert cfg["model"]["optim"]["lr"] == 4e-4 and cfg["model"]["optim"]["schedule"] == "polynomial"
         assert cfg["model"]["optim"]["warmup_steps"] > 0 and cfg["data"]["max_length"] == 512
         assert cfg["trainer"]["precision"] == "bf16-mixed"
-        assert yaml.safe_load(Path(cfg["model"]["model_config"]).read_text())["dropout"] == 0.1
+        preset = CONFIGS / "pretrain" / cfg["model"]["model_config"]  # relative to the config file naming it
+        assert yaml.safe_load(preset.read_text())["dropout"] == 0.1
 
 
 def test_pretrain_cli_rejects_an_unknown_key(tmp_path, capsys):
     from bart_pretrain.commands.pretrain import main
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text((CONFIGS / "pretrain" / "tiny.yaml").read_text() + "\nmodel_typo: 1\n")
+    bad.write_text("model_typo: 1\n")
     with pytest.raises(SystemExit) as exit_:
-        main(["-c", str(bad), "--print_config"])
+        main(["-c", str(CONFIGS / "pretrain" / "tiny.yaml"), "-c", str(bad), "--print_config"])
     assert exit_.value.code not in (0, None)
     assert "model_typo" in capsys.readouterr().err
 
@@ -65,7 +93,7 @@ def test_model_configs_load_through_the_cli_as_typed_fields(path, capsys, tmp_pa
 
     fields = yaml.safe_load(path.read_text())
     assert "vocab_size" not in fields  # linked from the tokenizer
-    monkeypatch.chdir(tmp_path)  # a shipped name on the command line is found from any directory
+    monkeypatch.chdir(CONFIGS.parent)  # a relative path on the command line: relative to the working directory
     with pytest.raises(SystemExit) as exit_:
         main(["--model.model_config", str(path.relative_to(CONFIGS.parent)), "--print_config"])
     assert exit_.value.code in (0, None)

@@ -135,7 +135,7 @@ def test_train_tokenizer_reads_a_directory_and_names_the_flag_on_a_mixed_one(tmp
         write(tmp_path / "books" / f"{k}.txt.gz", BOM + f"Book {k} starts here.\n\nAnd goes on.\n".encode())
     out = tmp_path / "tok"
     assert (
-        cli_main(["train-tokenizer", "--files", str(tmp_path / "books"), "--vocab-size", "300", "--out", str(out)]) == 0
+        cli_main(["train-tokenizer", "--files", str(tmp_path / "books"), "--vocab_size", "300", "--out", str(out)]) == 0
     )
     assert "trained on 6 documents" in capsys.readouterr().out
     tok = Tokenizer.from_file(out)
@@ -152,16 +152,16 @@ def test_train_tokenizer_reads_a_directory_and_names_the_flag_on_a_mixed_one(tmp
 def test_noise_preview_reads_a_directory_gzip_and_bom_and_names_a_bad_row(corpus, tmp_path, capsys):
     tok = tmp_path / "tok.json"
     train_tokenizer(EXPECTED * 10, 300).save(tok)
-    argv = ["-c", "configs/noise/identity.yaml", "--tokenizer", str(tok), "--color", "never", "--n", "3"]
+    argv = ["--noise", "configs/noise/identity.yaml", "--tokenizer_path", str(tok), "--color", "never", "--n", "3"]
     assert noise_preview.main([*argv, "--corpus", str(corpus)]) == 0
     befores = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  before: ")]
     assert befores == [f"  before: <s>{t}</s>" for t in EXPECTED[:3]]
     write(tmp_path / "bad" / "rows.jsonl.gz", b'{"body": "no text"}\n')
-    assert noise_preview.main([*argv, "--corpus", str(tmp_path / "bad")]) == 2
+    assert cli_main(["noise-preview", *argv, "--corpus", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
-    assert err == (
-        f"noise-preview: error: --corpus: {tmp_path / 'bad' / 'rows.jsonl.gz'}: no column 'text'; the columns present: "
-        "['body']\n"
+    bad = tmp_path / "bad" / "rows.jsonl.gz"
+    assert (
+        err == f"bart-pretrain noise-preview: error: --corpus: {bad}: no column 'text'; the columns present: ['body']\n"
     )
 
 

@@ -111,7 +111,7 @@ def test_generation_defaults_are_written_once_in_generation_config():
     for fn in (generation.generate, Bart.generate):  # no second copy of a default in a signature
         assert not set(inspect.signature(fn).parameters) & set(GenerationConfig.fields()), fn
     flags = summarize.parser().parse_args(["--checkpoint", "x"])
-    assert all(getattr(flags, name) is None for name in GenerationConfig.fields())  # None: the recorded or default
+    assert all(flags.generation[name] is None for name in GenerationConfig.fields())  # None: the recorded or default
     m = peaked_model(4)
     ids, am = sources(4)
     defaults = dataclasses.asdict(GenerationConfig())
@@ -152,7 +152,7 @@ def test_generation_loop_batches_longest_first_within_a_token_budget_and_keeps_t
     from bart_pretrain.generation import GenerationConfig
 
     model = _Recorder().train()
-    out = generate_ids(model, SOURCES, GenerationConfig(num_beams=2), max_tokens=40)
+    out = generate_ids(model, SOURCES, GenerationConfig(num_beams=2), beam_batch_tokens=40)
     # budget 40 = batch size x longest x 2 beams: [9, 9] (36), [7, 5] (28), [3, 2] (12)
     assert model.calls == [(2, 9, 64, False), (2, 7, 64, False), (2, 3, 64, False)]
     assert out == [[10 + i] * 2 for i in range(6)] and model.training  # sources' order; the mode given back

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from pretrain_world import WORDS, make_world
+from pretrain_world import RECIPES, WORDS, make_world
 
 import noising
 from bart_pretrain.commands.pretrain import main
@@ -146,7 +146,7 @@ def _copy_world(tmp_path):
         tmp_path,
         n_train=400,
         n_val=24,
-        data__noise="configs/noise/identity.yaml",
+        data__noise=str(RECIPES / "identity.yaml"),
         data__max_tokens=512,
         trainer__max_steps=340,
         trainer__val_check_interval=340,

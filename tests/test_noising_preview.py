@@ -14,6 +14,8 @@ from bart_pretrain.commands import noise_preview
 from bart_pretrain.commands.noise_preview import DELETED, INSERTED, KEPT, MASKED, MOVED, RANDOM, annotate, render
 from noising import Document
 
+RECIPE = "configs/noise/bart_large.yaml"  # relative to the working directory, the repository (pytest's rootdir)
+
 CTX = noising.NoiseContext(mask_id=99, vocab_size=100, max_length=64)
 DOC = Document.from_lists([0, 10, 11, 12, 13, 14, 15, 16, 17, 2], [0, 1, 0, 1, 1, 0, 1, 1, 1, 0], [1, 4, 7])
 
@@ -59,10 +61,11 @@ def test_render_uses_plain_markers_or_ansi_colours():
 
 
 def test_missing_tokenizer_suggests_make_data(tmp_path, capsys):
-    rc = noise_preview.main(
-        ["-c", "configs/noise/bart_large.yaml", "--text", "Hi.", "--tokenizer", str(tmp_path / "x")]
-    )
-    assert rc == 2 and "make data" in capsys.readouterr().err
+    rc = cli_main(["noise-preview", "--noise", RECIPE, "--text", "Hi.", "--tokenizer_path", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "make data" in err
+    line = f"bart-pretrain noise-preview: error: tokenizer not found: --tokenizer_path (looked for {tmp_path / 'x'})"
+    assert err.startswith(line)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +79,7 @@ def tokenizer_file(tmp_path_factory):
 
 def test_preview_shows_a_text_before_and_after_with_markers(tokenizer_file, capsys):
     text = "The quick brown fox jumps over the lazy dog. It was not amused. Then it left for good."
-    argv = ["-c", "configs/noise/bart_large.yaml", "--text", text, "--tokenizer", str(tokenizer_file)]
+    argv = ["--noise", RECIPE, "--text", text, "--tokenizer_path", str(tokenizer_file)]
     assert noise_preview.main([*argv, "--seed", "3", "--color", "never"]) == 0
     out = capsys.readouterr().out
     before = next(line for line in out.splitlines() if line.startswith("  before: "))
@@ -92,8 +95,8 @@ def test_preview_samples_a_jsonl_corpus(tokenizer_file, tmp_path, capsys):
     corpus.write_text(
         '{"id": "a", "text": "One dog. Two cats."}\n{"id": "b", "text": "Red fox."}\n{"id": "c", "text": "x"}\n'
     )
-    argv = ["-c", "configs/noise/token_masking.yaml", "--corpus", str(corpus), "--n", "2"]
-    assert noise_preview.main([*argv, "--tokenizer", str(tokenizer_file)]) == 0
+    argv = ["--noise", "configs/noise/token_masking.yaml", "--corpus", str(corpus), "--n", "2"]
+    assert noise_preview.main([*argv, "--tokenizer_path", str(tokenizer_file)]) == 0
     out = capsys.readouterr().out
     for marker in ("[[", "]]", "[?", "?]"):
         out = out.replace(marker, "")
@@ -130,7 +133,7 @@ def _plugin_recipe(tmp_path: Path, cls: str) -> str:
 )
 def test_preview_names_a_misbehaving_plug_in_in_one_line(tokenizer_file, tmp_path, monkeypatch, capsys, cls, message):
     monkeypatch.syspath_prepend(str(FIXTURES))
-    argv = ["-c", _plugin_recipe(tmp_path, cls), "--text", LONG_TEXT, "--tokenizer", str(tokenizer_file)]
+    argv = ["--noise", _plugin_recipe(tmp_path, cls), "--text", LONG_TEXT, "--tokenizer_path", str(tokenizer_file)]
     assert cli_main(["noise-preview", *argv, "--seed", "3", "--color", "never"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and re.search(message, err) and "Traceback" not in err

@@ -427,8 +427,8 @@ def test_the_default_recipe_no_longer_masks_a_whole_chinese_chunk(english_tok):
 
 def test_the_preview_prints_chinese_and_hindi_readably(english_tok, tmp_path, capsys):
     english_tok.save(tmp_path / "tok.json")
-    argv = ["-c", "configs/noise/bart_large.yaml", "--tokenizer", str(tmp_path / "tok.json"), "--color", "never"]
-    assert noise_preview.main([*argv, "--text", CHINESE, "--text", HINDI]) == 0
+    argv = ["--noise", "configs/noise/bart_large.yaml", "--tokenizer_path", str(tmp_path / "tok.json")]
+    assert noise_preview.main([*argv, "--color", "never", "--text", CHINESE, "--text+", HINDI]) == 0
     out = capsys.readouterr().out
     # Every character whole; only a random token replacing a span ([?...?]) may be a lone byte.
     assert "\ufffd" not in re.sub(r"\[\?.*?\?\]", "", out)

@@ -25,7 +25,8 @@ DOCS = [
     "A shell tool for network data. It is written in python and has many options for files.",
     "Image library.",
 ]
-BEAMS = ["--num_beams", "3", "--max_length", "12", "--min_length", "3", "--no_repeat_ngram_size", "2"]
+BEAMS = ["--generation.num_beams", "3", "--generation.max_length", "12", "--generation.min_length", "3"]
+BEAMS += ["--generation.no_repeat_ngram_size", "2"]
 # What the fine-tuning run records (not the defaults, so that losing any of them shows); sources cut at 16 tokens.
 RECORDED = dict(num_beams=3, max_length=12, min_length=3, length_penalty=1.5, no_repeat_ngram_size=2)
 MAX_SOURCE_LENGTH = 16

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bart_pretrain.cli import main as cli_main
 from bart_pretrain.commands.train_tokenizer import main
 from bart_pretrain.tokenizer import MIN_VOCAB_SIZE, Tokenizer, train_tokenizer
 
@@ -123,10 +124,10 @@ def test_noise_context_carries_special_ids(tok):
 def test_train_tokenizer_cli(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(TEXTS))
-    assert main(["--files", str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "tok")]) == 0
+    assert main(["--files", str(corpus), "--vocab_size", "300", "--out", str(tmp_path / "tok")]) == 0
     assert Tokenizer.from_file(tmp_path / "tok").vocab_size <= 300
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert main(["--files", str(empty), "--out", str(tmp_path / "tok2")]) == 2
+    assert cli_main(["train-tokenizer", "--files", str(empty), "--out", str(tmp_path / "tok2")]) == 2
     assert "empty.txt: the file is empty" in capsys.readouterr().err
     assert not (tmp_path / "tok2").exists()

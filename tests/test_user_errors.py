@@ -104,7 +104,7 @@ def finetune(w: Path, d: Path, *args: str) -> list[str]:
 def summarize(w: Path, d: Path, *args: str) -> list[str]:
     write(d, "docs.txt", "A shell tool for the network.\n")
     ckpt = str(w / "run" / "checkpoints" / "last.ckpt")
-    return ["summarize", "--checkpoint", ckpt, "--input", str(d / "docs.txt"), "--num_beams", "1", *args]
+    return ["summarize", "--checkpoint", ckpt, "--input", str(d / "docs.txt"), "--generation.num_beams", "1", *args]
 
 
 def finished_fine_tune(d: Path) -> Path:
@@ -284,13 +284,23 @@ MATRIX = [
     ("summarize_jsonl_without_the_field", lambda w, d, m: summarize(w, d, "--input",
      str(write(d, "in.jsonl", '{"text": "x"}\n')), "--format", "jsonl"), r"in\.jsonl:1: no field 'document'"),
     ("summarize_unknown_flag", lambda w, d, m: summarize(w, d, "--beams", "4"), r"unrecognized arguments: --beams"),
-    ("summarize_zero_max_tokens", lambda w, d, m: summarize(w, d, "--max_tokens", "0"), r"--max_tokens=0: must be"),
+    ("summarize_zero_beam_batch_tokens", lambda w, d, m: summarize(w, d, "--beam_batch_tokens", "0"),
+     r"--beam_batch_tokens=0: must be"),
     ("export_hf_out_dir_is_a_file", lambda w, d, m: ["export-hf", str(w / "run" / "checkpoints" / "last.ckpt"),
      str(write(d, "out", "x"))], r"out_dir .*out: not a directory"),
     ("export_hf_from_random_bytes", lambda w, d, m: ["export-hf", str(write(d, "r.ckpt", os.urandom(512))),
      str(d / "out")], r"r\.ckpt: not a readable torch checkpoint"),
     ("export_hf_missing_checkpoint", lambda w, d, m: ["export-hf", str(d / "no.ckpt"), str(d / "out")],
      r"no\.ckpt does not exist"),
+    # the commands' shared grammar: -c files, one flag spelling, typed values
+    ("summarize_config_not_utf8", lambda w, d, m: summarize(w, d, "-c", str(write(d, "c.yaml", b"\xff\xfe"))),
+     r"-c .*c\.yaml: not UTF-8 text"),
+    ("noise_preview_config_not_yaml", lambda w, d, m: ["noise-preview", "-c", str(write(d, "c.yaml", "text: [a,\n"))],
+     r"-c .*c\.yaml: not valid YAML"),
+    ("train_tokenizer_hyphenated_flag", lambda w, d, m: ["train-tokenizer", "--files", str(d), "--out", str(d / "t"),
+     "--vocab-size", "300"], r"nrecognized arguments: --vocab-size"),
+    ("build_data_bad_boolean", lambda w, d, m: ["build-data", "--out", str(d / "data"), "--force", "yes please"],
+     r'"force"'),
 ]  # fmt: skip
 
 
@@ -333,6 +343,6 @@ def test_a_bug_keeps_its_traceback_and_debug_shows_every_traceback(world, tmp_pa
     assert code == 1 and err[0] == "Traceback (most recent call last):" and err[-1] == "KeyError: 'a bug'"
     monkeypatch.undo()
     monkeypatch.setenv("BART_PRETRAIN_DEBUG", "1")
-    code, err = run(summarize(world, tmp_path, "--max_tokens", "0"), capfd)
+    code, err = run(summarize(world, tmp_path, "--beam_batch_tokens", "0"), capfd)
     assert code == 1 and err[0] == "Traceback (most recent call last):"
-    assert err[-1] == "bart_pretrain.errors.UserError: --max_tokens=0: must be >= 1"
+    assert err[-1] == "bart_pretrain.errors.UserError: --beam_batch_tokens=0: must be >= 1"

@@ -304,7 +304,6 @@ def measure_budget(config: AblationConfig, log=print) -> dict[str, dict[str, Any
     if config.pretrain_target_tokens is None:
         return None
     from bart_pretrain.commands.pretrain import main as pretrain_main
-    from bart_pretrain.paths import resolve_config_inputs
 
     path = config.out_dir / "budget.json"
     cached = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -317,7 +316,7 @@ def measure_budget(config: AblationConfig, log=print) -> dict[str, dict[str, Any
                     "--data.noise", str(recipe.path)]  # fmt: skip
             resolved = print_config(f"pretrain_config {config.pretrain_config}", pretrain_main, argv)
             data = {f"data.{k}": v for k, v in (resolved.get("data") or {}).items()}
-            resolve_config_inputs(data, ("data.train_files", "data.val_files", "data.tokenizer_path"), argv)
+            # input paths come back absolute: the parser resolved them against the config file naming them
             t0 = time.perf_counter()
             full, documents, sampled = target_tokens_per_batch(
                 {k.removeprefix("data."): v for k, v in data.items()}, config.budget_batches, config.budget_seed

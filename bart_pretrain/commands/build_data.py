@@ -1,54 +1,69 @@
 """`bart-pretrain build-data`: the default offline data (Debian summarization pairs, a pretraining corpus, a
 tokenizer) through ``bart_pretrain.corpus.build``, with the offline fallback where apt is missing or fails; or, with
-``--scale-corpus SIZE``, a large corpus made from a small one for measurement (``bart_pretrain.corpus.scaled``).
+``--scale_corpus SIZE``, a large corpus made from a small one for measurement (``bart_pretrain.corpus.scaled``).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from jsonargparse import Namespace
+
+from bart_pretrain.commands.parsing import CommandParser
 from bart_pretrain.corpus import build
 from bart_pretrain.corpus.debian import AptError, PrivateApt
-from bart_pretrain.errors import CommandParser, UserError, reading_input
+from bart_pretrain.errors import UserError, reading_input
+from bart_pretrain.paths import InputPath
+from bart_pretrain.tokenizer import DEFAULT_VOCAB_SIZE
 
 SCALE_FROM = "data/corpus/train.jsonl"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = CommandParser(
+def parser() -> CommandParser:
+    p = CommandParser(
         prog="bart-pretrain build-data",
-        description="Build the default data: Debian summarization pairs, a pretraining corpus, a tokenizer.",
+        description="Build the default data: Debian summarization pairs, a pretraining corpus, a tokenizer; or, with "
+        "--scale_corpus, a large corpus for measurement.",
     )
-    parser.add_argument("--out", default="data", help="output directory (default: data)")
-    parser.add_argument("--vocab-size", type=int, default=8192, help="tokenizer vocabulary size (default 8192)")
-    parser.add_argument(
-        "--offline-fallback",
-        action="store_true",
+    p.add_argument("--out", type=str, default="data", help="output directory")
+    p.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="tokenizer vocabulary size")
+    p.add_argument(
+        "--offline_fallback",
+        type=bool,
+        default=False,
         help="do not use apt: build from /var/lib/dpkg/status and the Python stdlib's docstrings",
     )
-    parser.add_argument("--refresh", action="store_true", help="re-run apt-get update even if indexes are cached")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the outputs are up to date")
-    scale = parser.add_argument_group("a large corpus for measurement (instead of the default data)")
-    scale.add_argument(
-        "--scale-corpus",
-        metavar="SIZE",
-        help="write SIZE (e.g. 1GB, 200MB) of shuffled, perturbed copies of --scale-from's documents into --out as "
-        "JSONL files (part-00000.jsonl ...); no download",
+    p.add_argument("--refresh", type=bool, default=False, help="re-run apt-get update even if indexes are cached")
+    p.add_argument(
+        "--force",
+        type=bool,
+        default=False,
+        help="rebuild even if the outputs are up to date (with --scale_corpus: replace the files --out holds)",
     )
-    scale.add_argument("--scale-from", default=SCALE_FROM, help=f"the documents to scale (default {SCALE_FROM})")
-    scale.add_argument("--scale-files", type=int, default=64, help="number of files (default 64)")
-    scale.add_argument("--seed", type=int, default=0, help="seed of the shuffles and perturbations (default 0)")
-    args = parser.parse_args(argv)
+    p.add_argument(
+        "--scale_corpus",
+        type=str | None,
+        default=None,
+        help="instead of the default data: write SIZE (e.g. 1GB, 200MB) of shuffled, perturbed copies of "
+        "--scale_from's documents into --out as JSONL files (part-00000.jsonl ...); no download",
+    )
+    p.add_argument("--scale_from", type=InputPath, default=SCALE_FROM, help="the documents --scale_corpus scales")
+    p.add_argument("--scale_files", type=int, default=64, help="number of files --scale_corpus writes")
+    p.add_argument("--seed", type=int, default=0, help="seed of --scale_corpus's shuffles and perturbations")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.scale_corpus is not None:
-        return _scale(args, parser)
+        return _scale(args)
     out = Path(args.out)
     cache = out.resolve() / ".cache"
     try:
         if args.offline_fallback:
-            build.log("--offline-fallback: using local sources (dpkg status descriptions, Python stdlib docstrings)")
+            build.log("--offline_fallback: using local sources (dpkg status descriptions, Python stdlib docstrings)")
             inputs: build.AptInputs | build.FallbackInputs = build.FallbackInputs()
         elif not PrivateApt.available():
             build.log("apt-get/apt-cache not found: using the OFFLINE FALLBACK (dpkg status, Python stdlib docstrings)")
@@ -62,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 build.log(
                     "using the OFFLINE FALLBACK instead: descriptions of the installed packages "
                     "(/var/lib/dpkg/status) and the Python standard library's docstrings. Far smaller than the "
-                    "default data; run again with network access (add --refresh) to build the real one."
+                    "default data; run again with network access (add --refresh true) to build the real one."
                 )
                 inputs = build.FallbackInputs()
         build.build(out, inputs, vocab_size=args.vocab_size, force=args.force)
@@ -72,17 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _scale(args: argparse.Namespace, parser: CommandParser) -> int:
-    """``--scale-corpus``: refuses an --out that holds files (unless --force, which replaces them)."""
+def _scale(args: Namespace) -> int:
+    """``--scale_corpus``: refuses an --out that holds files (unless --force true, which replaces them)."""
     from bart_pretrain.corpus.scaled import MANIFEST, parse_size, scale_corpus
     from bart_pretrain.data.files import load_text_dataset
 
     try:
         size = parse_size(args.scale_corpus)
     except ValueError as e:
-        parser.error(f"--scale-corpus {e}")
+        raise UserError(f"--scale_corpus {e}") from None
     if args.scale_files < 1:
-        parser.error(f"--scale-files {args.scale_files}: must be >= 1")
+        raise UserError(f"--scale_files {args.scale_files}: must be >= 1")
     out = Path(args.out)
     if out.is_file():
         raise UserError(f"--out {out}: a file, not a directory")
@@ -90,7 +105,7 @@ def _scale(args: argparse.Namespace, parser: CommandParser) -> int:
     if held and not args.force:
         raise UserError(
             f"--out {out} holds {len(held)} entries ({', '.join(held[:3])}{' ...' if len(held) > 3 else ''}); give an "
-            "empty or new directory, or --force to replace them"
+            "empty or new directory, or --force true to replace them"
         )
     with reading_input():
         texts = load_text_dataset(args.scale_from)["text"]

@@ -7,15 +7,13 @@ holds a fine-tune is started over only with ``--overwrite true``; SIGTERM/SIGINT
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 
 import datasets
-import pytorch_lightning as pl
-from jsonargparse import Namespace
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from bart_pretrain.commands.training_cli import TrainingCLI
@@ -40,17 +38,6 @@ class FinetuneCLI(TrainingCLI):
     RUN_DIR_FLAG = "--trainer.default_root_dir"
     RESUME_HINT = None  # a fine-tune starts over; see --overwrite
 
-    # Input paths of a fine-tuning config, resolved by bart_pretrain.paths (outputs such as default_root_dir are not).
-    INPUTS = (
-        "model.init_from",
-        "model.tokenizer_path",
-        "data.source",
-        "data.train_file",
-        "data.validation_file",
-        "data.test_file",
-        "data.tokenizer_file",
-    )
-
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
         parser.add_argument(
@@ -74,7 +61,7 @@ class FinetuneCLI(TrainingCLI):
         )
 
     def before_instantiate_classes(self) -> None:
-        super().before_instantiate_classes()  # paths in a -c file: relative to it
+        super().before_instantiate_classes()
         self.root = Path(self.config.trainer.default_root_dir or "runs/finetune")
         clean_stale_tmp(self.root, recursive=True)  # what killed writes of predictions, metrics, ... left
         self.default_logger = self.config.trainer.logger in (None, True)
@@ -122,7 +109,7 @@ def _fit_and_evaluate(cli, variant: str, run_dir: Path, evaluate_test: bool) -> 
         model.metrics,
         out_dir=run_dir,
         max_source_length=model.hparams.max_source_length,
-        max_tokens=model.hparams.eval_max_tokens,
+        beam_batch_tokens=model.hparams.beam_batch_tokens,
     )
     metrics.update(
         variant=variant,
@@ -147,38 +134,41 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.compare_scratch and cfg.model.init_from is None:
         raise UserError("--compare_scratch true needs --model.init_from (a checkpoint to compare with)")
     with cli.claimed():
-        return _run(cli, cfg)
+        return _run(cli, argv)
 
 
-def _run(cli: FinetuneCLI, cfg: Namespace) -> int:
-    """The claimed run: fit and evaluate, then the same from scratch if asked, then the table."""
+def scratch_overrides(cli: FinetuneCLI) -> list[str]:
+    """The command-line overrides that turn the fitted run ``cli`` into the same fine-tune from random weights: same
+    architecture, tokenizer, data, seed and step budget; only the initial weights differ. If a ``--trainer.max_time``
+    guard stopped the first run early, the second runs exactly as many steps, on the same learning-rate schedule (its
+    length fixed to the first run's), with no time guard of its own."""
+    # The very tokenizer of the first run (the file its checkpoint was read from may have moved since).
+    tokenizer = cli.root / "tokenizer.json"
+    cli.model.tokenizer.save(tokenizer)
+    optim = {**dataclasses.asdict(cli.model.optim), "total_steps": cli.model.total_steps()}
+    overrides = {
+        "--model.init_from": "null",
+        "--model.model_config": json.dumps(dataclasses.asdict(cli.model.model.config)),
+        "--model.tokenizer_path": str(tokenizer),
+        "--model.optim": json.dumps(optim),
+        "--trainer.max_steps": str(cli.trainer.global_step),
+        "--trainer.max_time": "null",
+    }
+    return [part for flag_value in overrides.items() for part in flag_value]
+
+
+def _run(cli: FinetuneCLI, argv: list[str]) -> int:
+    """The claimed run: fit and evaluate, then the same from scratch if asked (a command line of its own: the first
+    one plus :func:`scratch_overrides`, parsed afresh), then the table."""
     root: Path = cli.root
+    cfg = cli.config
     results: dict[str, dict] = {}
     first = _variant(cfg.model.init_from)
     m = _fit_and_evaluate(cli, first, root / first, cfg.evaluate_test)
     if m is not None:
         results[first] = m
     if cfg.compare_scratch:
-        # Same architecture, tokenizer, data, seed and step budget; only the initial weights differ.
-        scratch = copy.deepcopy(cfg)
-        scratch.model.init_from = None
-        scratch.model.model_config = Namespace(**dataclasses.asdict(cli.model.model.config))
-        # The very tokenizer of the first run (the file its checkpoint was read from may have moved since).
-        cli.model.tokenizer.save(root / "tokenizer.json")
-        scratch.model.tokenizer_path = str(root / "tokenizer.json")
-        # If a --trainer.max_time guard stopped the first run early, the second runs exactly as many steps, on the
-        # same learning-rate schedule (its length fixed to the first run's), with no time guard of its own.
-        steps, schedule = cli.trainer.global_step, cli.model.total_steps()
-        scratch.trainer.max_steps, scratch.trainer.max_time = steps, None
-        scratch.model.optim = Namespace(**{**dataclasses.asdict(cli.model.optim), "total_steps": schedule})
-        if scratch.seed_everything is not None:
-            pl.seed_everything(scratch.seed_everything, workers=True)
-        cli.config = scratch
-        # LightningCLI records a module's hyper-parameters from a dump of its config that it makes once and caches:
-        # drop it, or the from-scratch module would record the first run's (its init_from among them).
-        vars(cli).pop("config_dump", None)
-        cli.place_run("from_scratch")
-        cli.instantiate_classes()
+        cli = make_cli([*argv, *scratch_overrides(cli)])  # seeds as the first run did, before building
         m = _fit_and_evaluate(cli, "from_scratch", root / "from_scratch", cfg.evaluate_test)
         if m is not None:
             results["from_scratch"] = m

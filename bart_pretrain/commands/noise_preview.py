@@ -8,17 +8,20 @@ output token came from.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from bisect import bisect_left
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from jsonargparse import Namespace
 
 import noising
+from bart_pretrain.commands.parsing import CommandParser
 from bart_pretrain.data.files import READABLE, read_texts
 from bart_pretrain.data.noise_config import load_noise
+from bart_pretrain.errors import UserError, reading_input
+from bart_pretrain.paths import InputPath
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising.provenance import trace
 
@@ -161,56 +164,51 @@ def legend(color: bool) -> str:
     return "legend: " + " ".join(PLAIN[n][0] + n + PLAIN[n][1] for n in names)
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bart-pretrain noise-preview", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-c", "--config", required=True, help="noise recipe YAML (e.g. configs/noise/bart_large.yaml)")
-    parser.add_argument("--text", action="append", default=[], help="a text to noise (repeatable)")
-    parser.add_argument(
+def parser() -> CommandParser:
+    p = CommandParser(prog="bart-pretrain noise-preview", description=__doc__.split("\n\n")[0])
+    p.add_argument("--noise", type=noising.Pipeline, required=True,
+                   help="the noise recipe, as pretrain's --data.noise: a recipe file "
+                   "(configs/noise/bart_large.yaml) or its noises")  # fmt: skip
+    p.add_argument("--text", type=list[str] | str, default=[], help="a text to noise, or a list of them")
+    p.add_argument(
         "--corpus",
+        type=InputPath | None,
+        default=None,
         help=f"a corpus to take documents from (column `text`), read as pretraining reads it: {READABLE}; a "
         "directory of such files or a glob",
     )
-    parser.add_argument("--n", type=int, default=2, help="corpus documents shown (first chunk of each; default 2)")
-    parser.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer.json (default {DEFAULT_TOKENIZER})")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    parser.add_argument("--epoch", type=int, default=0, help="epoch whose noise to show (default 0)")
-    parser.add_argument("--max-length", type=int, default=512, help="chunk length in tokens (default 512)")
-    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="ANSI colours")
-    args = parser.parse_args(argv)
+    p.add_argument("--n", type=int, default=2, help="corpus documents shown (the first chunk of each)")
+    p.add_argument("--tokenizer_path", type=InputPath, default=DEFAULT_TOKENIZER, help="tokenizer.json or a directory")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--epoch", type=int, default=0, help="epoch whose noise to show")
+    p.add_argument("--max_length", type=int, default=512, help="chunk length in tokens, as --data.max_length")
+    p.add_argument("--color", type=Literal["auto", "always", "never"], default="auto", help="ANSI colours")
+    return p
+
+
+def _main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    args.text = [args.text] if isinstance(args.text, str) else args.text
     if not args.text and args.corpus is None:
-        parser.error("give --text TEXT or --corpus FILE")
+        raise UserError("give --text TEXT or --corpus FILE")
     if args.n < 1:
-        parser.error(f"--n={args.n}: must be >= 1")
-    if not Path(args.tokenizer).exists():
-        print(
-            f"noise-preview: error: tokenizer {args.tokenizer} not found (looked for "
-            f"{Path(args.tokenizer).absolute()}); run `make data` to build the default one or pass --tokenizer PATH",
-            file=sys.stderr,
-        )
-        return 2
+        raise UserError(f"--n={args.n}: must be >= 1")
     from bart_pretrain.tokenizer import Tokenizer
 
-    try:
-        corpus = read_texts(args.corpus, args.n) if args.corpus is not None else []
-    except ValueError as e:
-        print(f"noise-preview: error: --corpus: {e}", file=sys.stderr)
-        return 2
-    try:
-        pipe = load_noise(args.config)
-        tok = Tokenizer.from_file(args.tokenizer)
-    except (OSError, TypeError, ValueError) as e:
-        print(f"noise-preview: error: {e}", file=sys.stderr)
-        return 2
+    with reading_input():
+        tok = Tokenizer.from_file(args.tokenizer_path, "--tokenizer_path")
+        try:
+            corpus = read_texts(args.corpus, args.n) if args.corpus is not None else []
+        except ValueError as e:
+            raise UserError(f"--corpus: {e}") from None
+        pipe = load_noise(p.instantiate_classes(args).noise)  # the recipe's noises built
     ctx = tok.noise_context(args.max_length)
-    try:
-        noising.check_plugins(pipe, ctx)  # a plug-in drawing from global random state would print other noise
-        return _show(args, corpus, pipe, tok, ctx)
-    except noising.PluginContractError as e:
-        print(f"noise-preview: error: {e}", file=sys.stderr)
-        return 2
+    noising.check_plugins(pipe, ctx)  # a plug-in drawing from global random state would print other noise
+    return _show(args, corpus, pipe, tok, ctx)
 
 
-def _show(args: argparse.Namespace, corpus: list[str], pipe: noising.Pipeline, tok, ctx: noising.NoiseContext) -> int:
+def _show(args: Namespace, corpus: list[str], pipe: noising.Pipeline, tok, ctx: noising.NoiseContext) -> int:
     from bart_pretrain.data.documents import encode_document, to_document
 
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
@@ -218,7 +216,7 @@ def _show(args: argparse.Namespace, corpus: list[str], pipe: noising.Pipeline, t
     texts = [(t, None) for t in args.text]
     texts += [(t, 1) for t in corpus]
     decode = tok.token_bytes
-    print(f"recipe {args.config}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
+    print(f"recipe {args.noise}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
     print(legend(color))
     index = 0
     for text, limit in texts:
@@ -238,8 +236,7 @@ def _show(args: argparse.Namespace, corpus: list[str], pipe: noising.Pipeline, t
                 print(f"  after:  {render(out, after, decode, color)}")
             index += 1
     if index == 0:
-        print("noise-preview: error: no text to show (empty --text / corpus?)", file=sys.stderr)
-        return 2
+        raise UserError("no text to show (empty --text / corpus?)")
     return 0
 
 

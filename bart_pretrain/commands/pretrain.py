@@ -15,23 +15,25 @@ from typing import Any
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 import noising
-from bart_pretrain.commands.training_cli import TrainingCLI, find_config_files_as_inputs
+from bart_pretrain.commands.training_cli import TrainingCLI
 from bart_pretrain.data.pretrain_module import PretrainDataModule
 from bart_pretrain.errors import UserError, reading_input
+from bart_pretrain.paths import REPO
+from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.checkpoints import AtomicCheckpointIO, PretrainCheckpoint
 from bart_pretrain.training.guards import check_lengths, runs_in
 from bart_pretrain.training.initialization import check_init_config
 from bart_pretrain.training.pretrain import PretrainModule
 from bart_pretrain.training.sharding import resumable
 
+SHIPPED_TOKENIZER = str(REPO / DEFAULT_TOKENIZER)
+"""The default tokenizer as the shipped configs name it: with ``--model.init_from`` it counts as left out."""
+
 
 class PretrainCLI(TrainingCLI):
     """:class:`TrainingCLI` plus: the tokenizer path linked from the data to the model (which reads the vocabulary
     size from it), one ``--run_dir`` for checkpoints and logs, atomic checkpoint writes, the end-of-run report, and
     ``--ckpt_path``."""
-
-    # Input paths of a pretraining config, resolved by bart_pretrain.paths (outputs such as --run_dir are not).
-    INPUTS = ("data.train_files", "data.val_files", "data.tokenizer_path", "model.init_from")
 
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
@@ -45,7 +47,6 @@ class PretrainCLI(TrainingCLI):
         )
         parser.add_argument("--report", type=bool, default=True, help="write the end-of-run report and plot")
         parser.link_arguments("data.tokenizer_path", "model.tokenizer_path")
-        find_config_files_as_inputs(parser, "data.noise")  # a recipe file, found as --model.model_config's preset is
         noising.registry.installed()  # installed plug-ins imported before parsing: their class names then resolve
 
     def before_instantiate_classes(self) -> None:
@@ -56,10 +57,9 @@ class PretrainCLI(TrainingCLI):
             defaults = self.parser.get_defaults()
             preset, fields = defaults["model.model_config"], self.config["model.model_config"]
             self.init_given = {k: v for k, v in vars(fields).items() if k != "__path__" and v != preset.get(k)}
-            if self.config["data.tokenizer_path"] == defaults["data.tokenizer_path"]:
-                self.config["data.tokenizer_path"] = None  # the model's
-        super().before_instantiate_classes()  # a -c file's paths: relative to it
-        self.config["model.tokenizer_path"] = self.config["data.tokenizer_path"]  # linked: follows the resolved path
+            if self.config["data.tokenizer_path"] in (defaults["data.tokenizer_path"], SHIPPED_TOKENIZER):
+                self.config["data.tokenizer_path"] = self.config["model.tokenizer_path"] = None  # the model's
+        super().before_instantiate_classes()
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
@@ -111,7 +111,7 @@ class PretrainCLI(TrainingCLI):
         from bart_pretrain.training.report import PretrainReport
 
         run_dir = Path(self.config["run_dir"])
-        trainer_config = self._get(self.config_init, "trainer", default={})
+        trainer_config = self.config_init.get("trainer", {})
         plugins = trainer_config.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, list) else [plugins]
         kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]

@@ -9,33 +9,42 @@ else to ``GenerationConfig``'s. The input, the checkpoint and the ``--output`` p
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
-from bart_pretrain.errors import CommandParser, UserError, reading_input
+from bart_pretrain.commands.parsing import CommandParser
+from bart_pretrain.errors import UserError, reading_input
+from bart_pretrain.evaluate import BEAM_BATCH_TOKENS, BEAM_BATCH_TOKENS_HELP
 from bart_pretrain.generation import GenerationConfig
+from bart_pretrain.paths import InputPath
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> CommandParser:
     p = CommandParser(prog="bart-pretrain summarize", description=__doc__)
-    p.add_argument("--checkpoint", required=True, help="a fine-tuned .ckpt (ours) or a transformers BART directory")
-    p.add_argument("--input", default="-", help="file of documents (default: stdin)")
-    p.add_argument("--output", default="-", help="where to write summaries (default: stdout)")
-    p.add_argument("--format", choices=("auto", "lines", "jsonl"), default="auto", help="input format (auto: JSONL "
-                   "if every non-empty line is a JSON object, else one document per line)")  # fmt: skip
-    p.add_argument("--field", default="document", help="JSONL field holding the document (default: document)")
-    p.add_argument("--output_field", default="summary", help="JSONL field the summary is written to (default: "
-                   "summary; it replaces an existing field of that name)")  # fmt: skip
-    p.add_argument("--tokenizer", default=None, help="tokenizer.json or a directory, for a checkpoint that carries "
-                   "none (for one that does, it must be that one)")  # fmt: skip
-    p.add_argument("--max_source_length", type=int, default=None, help="truncate documents to this many tokens")
-    p.add_argument("--max_tokens", type=int, default=8192, help="source-token budget of one beam-search batch")
+    p.add_argument("--checkpoint", type=InputPath, required=True,
+                   help="a fine-tuned .ckpt (ours) or a transformers BART directory")  # fmt: skip
+    p.add_argument("--input", type=InputPath, default="-", help="file of documents (-: stdin)")
+    p.add_argument("--output", type=str, default="-", help="where to write summaries (-: stdout)")
+    p.add_argument("--format", type=Literal["auto", "lines", "jsonl"], default="auto", help="input format (auto: "
+                   "JSONL if every non-empty line is a JSON object, else one document per line)")  # fmt: skip
+    p.add_argument("--field", type=str, default="document", help="JSONL field holding the document")
+    p.add_argument("--output_field", type=str, default="summary", help="JSONL field the summary is written to (it "
+                   "replaces an existing field of that name)")  # fmt: skip
+    p.add_argument("--tokenizer_path", type=InputPath | None, default=None, help="tokenizer.json or a directory, "
+                   "for a checkpoint that carries none (for one that does, it must be that one)")  # fmt: skip
+    p.add_argument(
+        "--max_source_length",
+        type=int | None,
+        default=None,
+        help="truncate documents to this many tokens (null: the checkpoint's, else the model's limit)",
+    )
+    p.add_argument("--beam_batch_tokens", type=int, default=BEAM_BATCH_TOKENS, help=BEAM_BATCH_TOKENS_HELP)
     for f in dataclasses.fields(GenerationConfig):
-        p.add_argument(f"--{f.name}", type=type(f.default), default=None,
-                       help=f"beam search: {f.name} (default: the checkpoint's, else {f.default})")  # fmt: skip
+        p.add_argument(f"--generation.{f.name}", type=type(f.default) | None, default=None,
+                       help=f"beam search: {f.name} (null: the checkpoint's, else {f.default})")  # fmt: skip
     return p
 
 
@@ -86,7 +95,7 @@ def load_for_generation(checkpoint: str, tokenizer_path: str | None = None):
         raise FileNotFoundError(f"--checkpoint: no such file or directory: {checkpoint}")
     loaded = load_model(checkpoint, tokenizer_path)
     if loaded.tokenizer is None:
-        raise UserError(f"{loaded.tokenizer_note}; pass --tokenizer path/to/tokenizer.json")
+        raise UserError(f"{loaded.tokenizer_note}; pass --tokenizer_path path/to/tokenizer.json")
     return loaded.model.eval(), loaded.tokenizer, loaded.generation, loaded.max_source_length
 
 
@@ -109,13 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             from bart_pretrain.io import check_writable_file
 
             check_writable_file(args.output, "--output")
-        for flag in ("max_source_length", "max_tokens"):
+        for flag in ("max_source_length", "beam_batch_tokens"):
             if getattr(args, flag) is not None and getattr(args, flag) < 1:
                 raise UserError(f"--{flag}={getattr(args, flag)}: must be >= 1")
         lines, where = read_input(args.input)
         documents, rows = read_documents(lines, args.format, args.field, where)
-        model, tokenizer, recorded, recorded_len = load_for_generation(args.checkpoint, args.tokenizer)
-        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationConfig)}
+        model, tokenizer, recorded, recorded_len = load_for_generation(args.checkpoint, args.tokenizer_path)
+        overrides = {f.name: args.generation[f.name] for f in dataclasses.fields(GenerationConfig)}
         generation = GenerationConfig().replace(**{**recorded, **{k: v for k, v in overrides.items() if v is not None}})
     max_source_length = args.max_source_length or recorded_len or model.config.max_position_embeddings
     max_source_length = min(max_source_length, model.config.max_position_embeddings)
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = [i for i, d in enumerate(documents) if d.strip()]
     summaries = [""] * len(documents)
     done = generate_texts(
-        model, tokenizer, [documents[i] for i in todo], generation, max_source_length, args.max_tokens
+        model, tokenizer, [documents[i] for i in todo], generation, max_source_length, args.beam_batch_tokens
     )
     for i, summary in zip(todo, done, strict=True):
         summaries[i] = summary

@@ -1,45 +1,46 @@
-"""`bart-pretrain train-tokenizer --files 'corpus/*.txt' --vocab-size 8192 --out tok/`: a byte-level BPE tokenizer
+"""`bart-pretrain train-tokenizer --files 'corpus/*.txt' --vocab_size 8192 --out tok/`: a byte-level BPE tokenizer
 with BART's special ids (``bart_pretrain.tokenizer.train_tokenizer``).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+from bart_pretrain.commands.parsing import CommandParser
+from bart_pretrain.errors import UserError, reading_input
+from bart_pretrain.paths import InputPath
+from bart_pretrain.tokenizer import DEFAULT_VOCAB_SIZE, MIN_VOCAB_SIZE, train_tokenizer
 
-from bart_pretrain.tokenizer import MIN_VOCAB_SIZE, train_tokenizer
+
+def parser() -> CommandParser:
+    p = CommandParser(
+        prog="bart-pretrain train-tokenizer", description="Train a byte-level BPE tokenizer with BART's special ids."
+    )
+    p.add_argument(
+        "--files",
+        type=list[InputPath] | InputPath,
+        required=True,
+        help="a text file, a directory (every file under it, one format) or a glob, or a list of them ('[a, b]'): "
+        ".txt/.jsonl/.json/.parquet, text and JSON also gzipped (.txt.gz/.jsonl.gz/.json.gz)",
+    )
+    p.add_argument("--vocab_size", type=int, default=DEFAULT_VOCAB_SIZE, help="ids in total, specials included")
+    p.add_argument("--text_column", type=str, default="text", help="column holding the text in JSONL/Parquet files")
+    p.add_argument("--min_frequency", type=int, default=2, help="drop merges seen fewer times")
+    p.add_argument("--out", type=str, required=True, help="directory for tokenizer.json, vocab.json, merges.txt")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bart-pretrain train-tokenizer", description="Train a byte-level BPE tokenizer with BART's special ids."
-    )
-    parser.add_argument(
-        "--files",
-        nargs="+",
-        required=True,
-        help="text files, directories (every file under them, one format) or globs: .txt/.jsonl/.json/.parquet, "
-        "text and JSON also gzipped (.txt.gz/.jsonl.gz/.json.gz)",
-    )
-    parser.add_argument("--vocab-size", type=int, default=8192, help="ids in total, specials included (default 8192)")
-    parser.add_argument("--text-column", default="text", help="column holding the text in JSONL/Parquet files")
-    parser.add_argument("--min-frequency", type=int, default=2, help="drop merges seen fewer times (default 2)")
-    parser.add_argument("--out", required=True, help="directory for tokenizer.json, vocab.json, merges.txt")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
+    if args.vocab_size < MIN_VOCAB_SIZE:
+        raise UserError(f"--vocab_size={args.vocab_size}: must be >= {MIN_VOCAB_SIZE}")
     from bart_pretrain.data.files import BOM, load_text_dataset
 
-    try:
-        if args.vocab_size < MIN_VOCAB_SIZE:
-            raise ValueError(f"--vocab-size {args.vocab_size}: must be >= {MIN_VOCAB_SIZE}")
+    with reading_input():
         try:
             ds = load_text_dataset(args.files, text_column=args.text_column)
         except ValueError as e:
-            raise ValueError(f"--files: {e}") from None
+            raise UserError(f"--files: {e}") from None
         texts = (t.removeprefix(BOM) for t in ds[args.text_column] if t)  # as the documents are tokenized
         tok = train_tokenizer(texts, args.vocab_size, min_frequency=args.min_frequency)
-    except ValueError as e:
-        print(f"bart-pretrain train-tokenizer: error: {e}", file=sys.stderr)
-        return 2
     tok.save(args.out)
     print(f"trained on {len(ds)} documents: vocab_size={tok.vocab_size} mask_id={tok.mask_id} -> {args.out}")
     return 0

@@ -1,7 +1,7 @@
 """The LightningCLI both training commands subclass (``bart-pretrain pretrain``, ``bart-pretrain finetune``): one
 style, at module level. It adds ``--torch_threads`` and ``--overwrite``, starts ``--model.model_config`` from the
-shipped preset (:data:`DEFAULT_MODEL_CONFIG`) and finds preset files as every other input path is found
-(``bart_pretrain.paths``), resolves the command's input paths before anything is built, reports bad input as
+shipped preset (:data:`DEFAULT_MODEL_CONFIG`), parses with the project's grammar (``commands.parsing``: input paths
+resolved by the parser, relative to the config file naming them), reports bad input as
 :class:`~bart_pretrain.errors.UserError`, claims the run directory (:meth:`TrainingCLI.claimed`: a lock, never
 overwriting a run), stops on SIGTERM/SIGINT with a checkpoint, and puts the step progress bar on the trainer.
 """
@@ -23,23 +23,20 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from bart_pretrain.data.noise_config import explain
-from bart_pretrain.errors import Interrupted, UserError, debugging, reading_input, usage_error
+from bart_pretrain.commands.parsing import OneLineErrors, check_config_files
+from bart_pretrain.errors import Interrupted, UserError, debugging, reading_input
 from bart_pretrain.io import DirectoryLock, check_writable_dir, move_aside
-from bart_pretrain.paths import resolve_config_inputs, resolve_input, shipped, where_looked
+from bart_pretrain.paths import REPO
 from bart_pretrain.training import sharding  # noqa: F401  (registers --trainer.strategy sharded)
 from bart_pretrain.training.checkpoints import StopOnSignal
 from bart_pretrain.training.guards import check_new_run
 from bart_pretrain.training.model_config import DEFAULT_MODEL_CONFIG
 
-CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-
 
 class TrainingCLI(LightningCLI):
-    """``INPUTS``: the dotted keys of the command's input paths, resolved by ``bart_pretrain.paths`` (a path in a
-    ``-c`` file relative to that file, shipped ``configs/...`` names in the repository); outputs are never moved."""
+    """The input paths of the classes it builds are typed :class:`~bart_pretrain.paths.InputPath`: the parser makes
+    them absolute as it reads them (a path in a ``-c`` file relative to that file); outputs are plain strings."""
 
-    INPUTS: tuple[str, ...] = ()
     RUN_DIR_FLAG = "--run_dir"
     """The flag naming the directory a run writes (its checkpoints), for messages."""
     RESUME_HINT: str | None = "resume it with --ckpt_path last"
@@ -83,14 +80,12 @@ class TrainingCLI(LightningCLI):
             help="torch intra-op threads (null: torch's default, one per core). 1 is far faster on a CPU shared "
             "with other jobs, where threads spin-waiting on each other stall every op",
         )
-        find_config_files_as_inputs(parser, "model.model_config")
-        preset = shipped(DEFAULT_MODEL_CONFIG)
+        preset = REPO / DEFAULT_MODEL_CONFIG
         parser.set_defaults({"model.model_config": yaml.safe_load(preset.read_text(encoding="utf-8"))})
 
     def parse_arguments(self, parser, args) -> None:
-        # The command line as given, for bart_pretrain.paths to tell which -c file set each input path.
-        self.argv = [] if isinstance(args, (dict, Namespace)) else list(sys.argv[1:] if args is None else args)
-        check_config_files(self.argv)
+        if not isinstance(args, (dict, Namespace)):
+            check_config_files(list(sys.argv[1:] if args is None else args))
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
@@ -98,7 +93,6 @@ class TrainingCLI(LightningCLI):
             raise UserError(f"--torch_threads={self.config['torch_threads']}: must be >= 1 (null: torch's default)")
         if self.config["torch_threads"] is not None:
             torch.set_num_threads(self.config["torch_threads"])
-        resolve_config_inputs(self.config, self.INPUTS, self.argv)
 
     def instantiate_classes(self) -> None:
         with reading_input(), _misconfiguration_is_user_error():
@@ -111,7 +105,7 @@ class TrainingCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any):
         from bart_pretrain.training.progress import with_progress_bar
 
-        trainer_config = self._get(self.config_init, "trainer", default={})
+        trainer_config = self.config_init.get("trainer", {})
         callbacks = list(kwargs.get("callbacks") or trainer_config.get("callbacks") or [])
         callbacks.append(self.stop_on_signal)
         kwargs["callbacks"] = with_progress_bar(trainer_config, callbacks)  # steps of max_steps, not "Epoch 0/-2"
@@ -163,34 +157,8 @@ class TrainingCLI(LightningCLI):
             ) from None
 
 
-def check_config_files(argv: list[str]) -> None:
-    """Raise if a ``-c`` file of ``argv`` is not YAML, naming it and the place (jsonargparse names neither)."""
-    for i, arg in enumerate(argv):
-        name, eq, value = arg.partition("=")
-        if name not in ("-c", "--config"):
-            continue
-        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-        path = Path(value)
-        if not path.is_file():
-            continue  # a YAML string, or a missing file jsonargparse names
-        try:
-            yaml.safe_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as e:
-            raise UserError(f"-c {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise UserError(f"-c {path}: not valid YAML ({getattr(e, 'problem', None) or e}{where})") from None
-
-
-class OneLineParser(LightningArgumentParser):
-    """LightningCLI's parser, with a bad command line or config file said in one line (``errors.usage_error``)
-    instead of the whole usage (with ``BART_PRETRAIN_DEBUG=1``: jsonargparse's own report)."""
-
-    def error(self, message: str, ex: Exception | None = None):
-        if debugging() or not self.exit_on_error:
-            super().error(message, ex)
-        usage_error(self.prog, explain(message))  # a noise's message: with what is allowed
+class OneLineParser(OneLineErrors, LightningArgumentParser):
+    """LightningCLI's parser, with a bad command line or config file said in one line."""
 
 
 @contextlib.contextmanager
@@ -203,24 +171,3 @@ def _misconfiguration_is_user_error() -> Iterator[None]:
         if debugging():
             raise
         raise UserError(str(e)) from e
-
-
-def find_config_files_as_inputs(parser, dest: str) -> None:
-    """Let the sub-config option ``dest`` (a dataclass group, such as ``--model.model_config``) find a file as input
-    paths are found. jsonargparse looks for a file named in a config file only beside that file; ours write shipped
-    names from the repository root (``model_config: configs/model/tiny.yaml``), which then name the repository's."""
-    action = next(a for a in parser._actions if a.dest == dest and hasattr(a, "_load_config"))
-    load = action._load_config
-
-    def load_found(value: Any, parser_) -> Any:
-        try:
-            return load(value, parser_)
-        except TypeError:
-            if not isinstance(value, str) or not value.endswith(CONFIG_SUFFIXES) or Path(value).is_file():
-                raise  # not a file name, or a file that is there: what is wrong is inside it
-            found = resolve_input(value)
-            if found == value:
-                raise TypeError(f"--{dest}={value!r}: no such file ({where_looked(value)})") from None
-            return load(found, parser_)
-
-    action._load_config = load_found

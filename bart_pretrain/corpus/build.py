@@ -8,7 +8,7 @@ package registry (README, "The default data"). Writes, atomically and byte-for-b
     manifest.json                                   sources, package versions, counts, sha256 of every output
 
 Apt state, downloaded .debs and index files live under ``<out>/.cache`` (private: the system's apt state is
-never touched). A second run with the same inputs rewrites nothing; ``--refresh`` fetches new indexes.
+never touched). A second run with the same inputs rewrites nothing; ``--refresh true`` fetches new indexes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from bart_pretrain.corpus import debian, docs_corpus, fallback
 from bart_pretrain.corpus.debian import AptError, Pair, PrivateApt
 from bart_pretrain.io import atomic_write_json, atomic_write_jsonl
+from bart_pretrain.tokenizer import DEFAULT_VOCAB_SIZE
 
 BUILDER_VERSION = 2  # bump when outputs change for the same inputs (2: package_names/)
 CORPUS_VALIDATION = {"validation": 0.02}
@@ -231,7 +232,7 @@ def _up_to_date(out: Path, fingerprint: str) -> dict | None:
 def build(
     out: str | Path,
     inputs: AptInputs | FallbackInputs,
-    vocab_size: int = 8192,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
     force: bool = False,
 ) -> dict:
     """Build everything under ``out`` from ``inputs``; returns the manifest. Skips all work when up to date."""

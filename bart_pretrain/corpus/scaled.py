@@ -1,5 +1,5 @@
 """A large corpus made from a small one, for measuring start-up, tokenization throughput, memory and cache size
-at scale without any download (`bart-pretrain build-data --scale-corpus 1GB --out /tmp/big`): shuffled passes over
+at scale without any download (`bart-pretrain build-data --scale_corpus 1GB --out /tmp/big`): shuffled passes over
 the source documents, every pass after the first perturbed (each copy rotated at a sentence boundary, half of them
 with a sentence of another document appended), written as many JSONL files. Same source and seed, same bytes.
 """
@@ -54,7 +54,7 @@ def scale_corpus(texts: list[str], out: str | os.PathLike, size: int, files: int
     if not texts:
         raise ValueError(f"{source or 'the source'}: no document with text to scale")
     if files < 1:
-        raise ValueError(f"--scale-files {files}: must be >= 1")
+        raise ValueError(f"--scale_files {files}: must be >= 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)

@@ -15,20 +15,20 @@ from torch.utils.data import DataLoader
 from bart_pretrain.data import batching
 from bart_pretrain.data.pairs import SPLITS, collate_pairs, load_pairs, tokenize_pairs
 from bart_pretrain.errors import reading_input
+from bart_pretrain.paths import InputPath
 
 
 class PairsDataModule(pl.LightningDataModule):
     def __init__(
         self,
-        source: str = "data/summarization",
-        train_file: str | None = None,
-        validation_file: str | None = None,
-        test_file: str | None = None,
+        source: InputPath = "data/summarization",
+        train_file: InputPath | None = None,
+        validation_file: InputPath | None = None,
+        test_file: InputPath | None = None,
         dataset_config: str | None = None,
         source_column: str = "document",
         target_column: str = "summary",
         split_names: dict[str, str] | None = None,
-        tokenizer_file: str | None = None,
         max_source_length: int = 512,
         max_target_length: int = 128,
         max_tokens: int = 4096,
@@ -53,7 +53,6 @@ class PairsDataModule(pl.LightningDataModule):
             target_column: the column holding the reference output (summarization: the summary; cnn_dailymail:
                 highlights).
             split_names: the dataset's names of the splits, e.g. {"validation": "valid"}.
-            tokenizer_file: tokenizer.json; default: the fine-tuned model's tokenizer.
             max_source_length: documents are truncated to this many tokens (with <s> and </s>).
             max_target_length: summaries are truncated to this many tokens (with <s> and </s>).
             max_tokens: token budget of a batch: batch size x max(source, target) length of its longest pair.
@@ -80,12 +79,8 @@ class PairsDataModule(pl.LightningDataModule):
             module = getattr(getattr(self, "trainer", None), "lightning_module", None)
             if getattr(module, "tokenizer", None) is not None:
                 self.tokenizer = module.tokenizer
-            elif self.hparams.tokenizer_file is not None:
-                from bart_pretrain.tokenizer import Tokenizer
-
-                self.tokenizer = Tokenizer.from_file(self.hparams.tokenizer_file)
-            else:
-                raise ValueError("the fine-tuning data needs a tokenizer: set --data.tokenizer_file")
+            else:  # a bug: the fine-tune attaches its model's tokenizer (--model.tokenizer_path)
+                raise RuntimeError("the summarization data has no tokenizer: attach_tokenizer() the model's")
         return self.tokenizer
 
     def pairs(self, split: str) -> datasets.Dataset:

@@ -27,6 +27,7 @@ from bart_pretrain.data.pretrain_stream import (
     TokenizeTexts,
 )
 from bart_pretrain.errors import UserError, reading_input
+from bart_pretrain.paths import InputPath
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
@@ -43,10 +44,10 @@ class PretrainDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        train_files: str | list[str] = "data/corpus/train.jsonl",
-        val_files: str | list[str] | None = "data/corpus/validation.jsonl",
+        train_files: list[InputPath] | InputPath = "data/corpus/train.jsonl",
+        val_files: list[InputPath] | InputPath | None = "data/corpus/validation.jsonl",
         text_column: str = "text",
-        tokenizer_path: str | None = DEFAULT_TOKENIZER,
+        tokenizer_path: InputPath | None = DEFAULT_TOKENIZER,
         noise: noising.Pipeline = BART_LARGE,
         noise_schedule: NoiseSchedule | None = None,
         max_length: int = 512,
@@ -122,12 +123,7 @@ class PretrainDataModule(pl.LightningDataModule):
         if self.tokenizer is None:
             if self.tokenizer_path is None:
                 raise ValueError("data.tokenizer_path is null and no tokenizer was attached (--model.init_from's)")
-            if not os.path.exists(self.tokenizer_path):
-                raise FileNotFoundError(
-                    f"data.tokenizer_path={self.tokenizer_path!r} does not exist (looked for "
-                    f"{os.path.abspath(self.tokenizer_path)}); run `make data` (or `bart-pretrain train-tokenizer`)"
-                )
-            self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
+            self.tokenizer = Tokenizer.from_file(self.tokenizer_path, "--data.tokenizer_path")
         return self.tokenizer
 
     def _documents(self, files: str | list[str], limit: int | None, split: str):

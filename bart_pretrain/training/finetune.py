@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from bart_pretrain.data.batching import shift_tokens_right
-from bart_pretrain.evaluate import generate_texts
+from bart_pretrain.evaluate import BEAM_BATCH_TOKENS, generate_texts
 from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.metrics import MetricName, check_baseline, check_metrics, score
 from bart_pretrain.optim import OptimConfig
+from bart_pretrain.paths import InputPath
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize
 from bart_pretrain.training.model_config import BART_DEFAULTS, ModelConfig, resolve_model_config
@@ -38,15 +39,15 @@ class FinetuneModule(Seq2SeqModule):
 
     def __init__(
         self,
-        init_from: str | None = DEFAULT_INIT,
+        init_from: InputPath | None = DEFAULT_INIT,
         model_config: ModelConfig = BART_DEFAULTS,
-        tokenizer_path: str | None = None,
+        tokenizer_path: InputPath | None = None,
         optim: OptimConfig | None = None,
         init: InitConfig | None = None,
         dropout: float | None = None,
         generation: GenerationConfig | None = None,
         max_source_length: int = 512,
-        eval_max_tokens: int = 8192,
+        beam_batch_tokens: int = BEAM_BATCH_TOKENS,
         metrics: tuple[MetricName, ...] = ("rouge",),
         baseline: str = "lead-1",
         compile: bool = False,
@@ -69,7 +70,7 @@ class FinetuneModule(Seq2SeqModule):
                 the checkpoint); default: those ``init_from`` records, else ``GenerationConfig``'s.
             max_source_length: sources are truncated to this many tokens at generation time (linked from
                 ``--data.max_source_length``).
-            eval_max_tokens: source-token budget of one beam-search batch (times the beam width).
+            beam_batch_tokens: token budget of one beam-search batch (sources x longest source x beams).
             metrics: the task's metrics, at validation (on ``--data.metric_subset`` pairs) and on the test split:
                 rouge (ROUGE-1/2/L), bleu, chrf (sacreBLEU), exact_match.
             baseline: what the test evaluation reports beside the model: lead-K (the first K sentences of the
@@ -92,7 +93,9 @@ class FinetuneModule(Seq2SeqModule):
         recorded_generation: dict = {}
         if init_from is not None:
             if not Path(init_from).exists():
-                hint = " Run `make pretrain` first." if init_from == DEFAULT_INIT else ""
+                hint = (
+                    " Run `make pretrain` first." if Path(init_from).absolute() == Path(DEFAULT_INIT).absolute() else ""
+                )
                 raise MissingCheckpointError(
                     f"--model.init_from: no checkpoint at {init_from} (looked for {Path(init_from).absolute()}).{hint} "
                     "(or pass --model.init_from null to fine-tune from random weights)"
@@ -109,7 +112,7 @@ class FinetuneModule(Seq2SeqModule):
             recorded_generation = loaded.generation
         else:
             tokenizer_path = tokenizer_path or DEFAULT_TOKENIZER
-            tokenizer = Tokenizer.from_file(tokenizer_path)
+            tokenizer = Tokenizer.from_file(tokenizer_path, "--model.tokenizer_path")
             config = resolve_model_config(model_config, tokenizer.vocab_size, tokenizer_path)
             model = initialize(Bart(config), init or InitConfig())
         if model.config.vocab_size != tokenizer.vocab_size:
@@ -141,7 +144,7 @@ class FinetuneModule(Seq2SeqModule):
                 "dropout": dropout,
                 "generation": dataclasses.asdict(self.generation),
                 "max_source_length": max_source_length,
-                "eval_max_tokens": eval_max_tokens,
+                "beam_batch_tokens": beam_batch_tokens,
                 "metrics": metrics,
                 "baseline": baseline,
                 "compile": compile,
@@ -182,5 +185,5 @@ class FinetuneModule(Seq2SeqModule):
             sources,
             self.generation,
             self.hparams.max_source_length,
-            self.hparams.eval_max_tokens,
+            self.hparams.beam_batch_tokens,
         )

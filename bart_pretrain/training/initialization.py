@@ -89,14 +89,14 @@ def load_initial_model(init_from: str, tokenizer_path: str | None = None) -> tup
                 f"--model.init_from {init_from}: {loaded.tokenizer_note}; pass --data.tokenizer_path (the tokenizer "
                 "that model was trained with)"
             )
-        tokenizer, source = Tokenizer.from_file(tokenizer_path), tokenizer_path
+        tokenizer, source = Tokenizer.from_file(tokenizer_path, "--data.tokenizer_path"), tokenizer_path
         if tokenizer.vocab_size != loaded.model.config.vocab_size:
             raise ValueError(
                 f"--data.tokenizer_path {tokenizer_path} has {tokenizer.vocab_size} tokens, the model of "
                 f"--model.init_from {init_from} {loaded.model.config.vocab_size}"
             )
     elif tokenizer_path is not None:
-        given = Tokenizer.from_file(tokenizer_path)
+        given = Tokenizer.from_file(tokenizer_path, "--data.tokenizer_path")
         if given.fingerprint() != tokenizer.fingerprint():
             raise ValueError(
                 f"--data.tokenizer_path {tokenizer_path} is not the tokenizer of --model.init_from {init_from} (sha256 "

@@ -8,13 +8,13 @@ Lightning-free; the CLIs (``bart_pretrain.commands.training_cli``) read the pres
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jsonargparse import lazy_instance
 
 from bart_pretrain.model import BartConfig
+from bart_pretrain.tokenizer import tokenizer_not_found
 
 DEFAULT_MODEL_CONFIG = "configs/model/tiny.yaml"
 """The preset ``bart-pretrain pretrain`` and ``finetune`` start from (the CLI default of ``--model.model_config``)."""
@@ -48,10 +48,7 @@ def resolve_model_config(
     given = fields.get("vocab_size")
     if given is None:
         if vocab_size is None:
-            raise FileNotFoundError(
-                f"tokenizer {tokenizer_path!r} not found (looked for {os.path.abspath(tokenizer_path or '')}): it sets "
-                "the vocabulary size of the model; run `make data` in the repository or pass --data.tokenizer_path"
-            )
+            raise tokenizer_not_found(tokenizer_path or "", "--data.tokenizer_path")
         fields["vocab_size"] = vocab_size
     elif vocab_size is not None and given != vocab_size:
         raise ValueError(

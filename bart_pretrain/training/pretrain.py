@@ -16,6 +16,7 @@ import torch
 
 from bart_pretrain.model import Bart
 from bart_pretrain.optim import OptimConfig
+from bart_pretrain.paths import InputPath
 from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
 from bart_pretrain.training.initialization import InitConfig, initialize, load_initial_model
 from bart_pretrain.training.losses import token_losses
@@ -29,7 +30,7 @@ class PretrainModule(Seq2SeqModule):
     def __init__(
         self,
         model_config: ModelConfig = BART_DEFAULTS,
-        tokenizer_path: str | None = DEFAULT_TOKENIZER,
+        tokenizer_path: InputPath | None = DEFAULT_TOKENIZER,
         optim: OptimConfig | dict | None = None,
         init: InitConfig | None = None,
         reconstruction_documents: int = 32,
@@ -37,7 +38,7 @@ class PretrainModule(Seq2SeqModule):
         reconstruction_no_repeat_ngram: int = 6,
         on_nonfinite: Literal["stop", "skip"] = "stop",
         compile: bool = False,
-        init_from: str | None = None,
+        init_from: InputPath | None = None,
     ):
         """
         Args:
