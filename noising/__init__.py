@@ -1,7 +1,10 @@
-"""BART's document corruptions as small, typed, reproducible functions (numpy only).
+"""BART's document corruptions as small, typed, reproducible functions (numpy only), and objectives that define
+their own target (T5 span corruption, PEGASUS gap sentences, UL2's mixture, prefix LM).
 
 A noise is a frozen dataclass (validated hyper-parameters) called as ``noise(doc, rng, ctx)`` -> new
-:class:`Document`; a :class:`Pipeline` applies several in order; :func:`build_pipeline` builds one from config
+:class:`Document` (the target is the original); an :class:`Objective` is called the same way and returns an
+:class:`Example` (source, target); a :class:`Pipeline` applies several noises in order, then its objective if the
+recipe ends with one; :func:`build_pipeline` builds one from config
 specs (short names or import paths; plug-ins through the ``bart_pretrain.noising`` entry-point group);
 :mod:`noising.testing` is the contract test for plug-in authors. A pipeline checks every plug-in's output and the
 global random generators' states (:mod:`noising.global_random`) on each call, and :func:`check_plugins` checks them
@@ -48,29 +51,39 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
 """
 
 from noising._ops import edit
-from noising.base import Document, Noise, NoiseContext, sample_rng
+from noising.base import Document, Example, Noise, NoiseContext, Objective, sample_rng
 from noising.document_rotation import DocumentRotation
+from noising.gap_sentences import GapSentences
 from noising.pipeline import NoiseSpec, Pipeline, PluginContractError, build_pipeline, check_plugins
+from noising.prefix_lm import PrefixLM
 from noising.random_insertion import RandomInsertion
 from noising.registry import available, register
 from noising.sentence_permutation import SentencePermutation
+from noising.t5_spans import T5SpanCorruption
 from noising.text_infilling import TextInfilling
 from noising.token_deletion import TokenDeletion
 from noising.token_masking import TokenMasking
+from noising.ul2 import UL2Mixture
 
 __all__ = [
     "Document",
     "DocumentRotation",
+    "Example",
+    "GapSentences",
     "Noise",
     "NoiseContext",
     "NoiseSpec",
+    "Objective",
     "Pipeline",
     "PluginContractError",
+    "PrefixLM",
     "RandomInsertion",
     "SentencePermutation",
+    "T5SpanCorruption",
     "TextInfilling",
     "TokenDeletion",
     "TokenMasking",
+    "UL2Mixture",
     "available",
     "edit",
     "build_pipeline",

@@ -15,7 +15,7 @@ from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
-from noising.base import Document, Noise, NoiseContext, sample_rng
+from noising.base import Document, Example, Noise, NoiseContext, Objective, sample_rng
 from noising.global_random import changed, global_random_state
 from noising.registry import resolve
 
@@ -30,28 +30,63 @@ class NoiseSpec(TypedDict):
 
 
 class Pipeline:
-    """Applies ``noises`` in order to one document, all drawing from the sample's generator."""
+    """Applies ``noises`` in order to one document, all drawing from the sample's generator; an :class:`Objective`
+    given last then makes the (source, target) pair (:meth:`example`)."""
 
-    def __init__(self, noises: Iterable[Noise]):
-        self.noises: tuple[Noise, ...] = tuple(noises)
-        for i, noise in enumerate(self.noises):
-            if not isinstance(noise, Noise):
-                raise TypeError(f"noises[{i}]={noise!r}: not a noising.Noise instance")
+    def __init__(self, noises: Iterable[Noise | Objective]):
+        steps = tuple(noises)
+        for i, step in enumerate(steps):
+            if isinstance(step, Objective) and i != len(steps) - 1:
+                raise TypeError(
+                    f"noises[{i}]={step!r}: an objective (it defines the target) must come last in a recipe, after "
+                    "the noises"
+                )
+            if not isinstance(step, (Noise, Objective)):
+                raise TypeError(f"noises[{i}]={step!r}: not a noising.Noise or noising.Objective instance")
+        self.objective: Objective | None = steps[-1] if steps and isinstance(steps[-1], Objective) else None
+        """The last step when it defines the target; None: the target is the original document."""
+        self.noises: tuple[Noise, ...] = steps[:-1] if self.objective is not None else steps
         self.trusted = tuple(type(n).__module__.startswith("noising.") for n in self.noises)
         """Per noise: a built-in (its tests prove the contract) rather than a plug-in (checked on every call)."""
+        self.objective_trusted = self.objective is not None and type(self.objective).__module__.startswith("noising.")
         self.plugins = tuple(_name(n) for n, t in zip(self.noises, self.trusted, strict=True) if not t)
         """The plug-ins' names (``module.Class``), as errors name them."""
+        if self.objective is not None and not self.objective_trusted:
+            self.plugins += (_name(self.objective),)
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
+        if self.objective is not None:
+            raise TypeError(
+                f"this recipe ends with the objective {_name(self.objective)}, which defines the target: "
+                "call .example(doc, rng, ctx) for the (source, target) pair"
+            )
+        return self.corrupt(doc, rng, ctx)
+
+    def corrupt(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
+        """The document after the noises (not the objective)."""
         for noise, trusted in zip(self.noises, self.trusted, strict=True):
             doc = noise(doc, rng, ctx) if trusted else checked_call(noise, doc, rng, ctx)
         return doc
 
+    def example(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Example:
+        """(source, target) of one document: the noises, then the objective on what they made; without an objective,
+        the target is the original document."""
+        noised = self.corrupt(doc, rng, ctx)
+        if self.objective is None:
+            return Example(noised.tokens, doc.tokens)
+        if self.objective_trusted:
+            return self.objective(noised, rng, ctx)
+        return checked_objective_call(self.objective, noised, rng, ctx)
+
+    @property
+    def steps(self) -> tuple[Noise | Objective, ...]:
+        return self.noises + ((self.objective,) if self.objective is not None else ())
+
     def __len__(self) -> int:
-        return len(self.noises)
+        return len(self.steps)
 
     def __repr__(self) -> str:
-        return f"Pipeline({list(self.noises)!r})"
+        return f"Pipeline({list(self.steps)!r})"
 
 
 def build_pipeline(specs: Sequence[NoiseSpec | Mapping | Noise]) -> Pipeline:
@@ -61,8 +96,8 @@ def build_pipeline(specs: Sequence[NoiseSpec | Mapping | Noise]) -> Pipeline:
     return Pipeline(_build_one(i, spec) for i, spec in enumerate(specs))
 
 
-def _build_one(i: int, spec) -> Noise:
-    if isinstance(spec, Noise):
+def _build_one(i: int, spec) -> Noise | Objective:
+    if isinstance(spec, (Noise, Objective)):
         return spec
     where = f"noises[{i}]"
     if not isinstance(spec, Mapping):
@@ -97,7 +132,7 @@ def _parameters(cls: type) -> list[str]:
     return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def _name(noise: Noise) -> str:
+def _name(noise: Noise | Objective) -> str:
     return f"{type(noise).__module__}.{type(noise).__qualname__}"
 
 
@@ -190,7 +225,7 @@ def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = 
     document with each seed through :func:`checked_call` (which refuses any draw from a global generator) and refuse
     it if the two outputs differ, i.e. it draws from another random source than the generator it is given (the
     clock, the OS, a generator of its own), which would make a batch depend on the worker, the rank and the run
-    instead of (seed, epoch, index)."""
+    instead of (seed, epoch, index). A plug-in objective is checked the same way (:func:`checked_objective_call`)."""
     doc = probe_document(ctx)
     for noise, trusted in zip(pipeline.noises, pipeline.trusted, strict=True):
         if trusted:
@@ -204,3 +239,62 @@ def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = 
                     raise _broke(
                         name, f"gave two different outputs ({field}) for one document and one seed ({seed})", RNG_RULE
                     )
+    objective = pipeline.objective
+    if objective is not None and not pipeline.objective_trusted:
+        for seed in seeds:
+            first = checked_objective_call(objective, doc, sample_rng(seed, 0, 0), ctx)
+            again = checked_objective_call(objective, doc, sample_rng(seed, 0, 0), ctx)
+            for field in ("source", "target"):
+                if not np.array_equal(getattr(first, field), getattr(again, field)):
+                    what = f"gave two different outputs ({field}) for one document and one seed ({seed})"
+                    raise _broke(_name(objective), what, RNG_RULE)
+
+
+def checked_objective_call(objective: Objective, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Example:
+    """:func:`checked_call` for a plug-in objective: read-only input, no draw from a global generator, and an
+    :class:`Example` whose source and target are 1-D integer arrays of ids in ``[0, vocab_size)``, ``<s>`` (or, in
+    the source, a mode token) first and ``</s>`` last, no longer than ``ctx.max_length`` (or the input), adding no
+    ``<s>``, ``</s>``, ``<pad>`` or ``<unk>`` the input did not hold, and mode tokens only first in the source."""
+    name = _name(objective)
+    view = Document(_read_only(doc.tokens), _read_only(doc.word_starts), _read_only(doc.sentence_starts))
+    before = global_random_state()
+    try:
+        out = objective(view, rng, ctx)
+    except ValueError as e:
+        if "read-only" in str(e):
+            rule = "return new arrays, never modify the input"
+            raise _broke(name, f"modified its input document ({e})", rule) from e
+        raise
+    after = global_random_state()
+    if after != before and changed(before, after):
+        drawn = " and ".join(changed(before, after))
+        raise _broke(name, f"drew from {drawn} (its state changed during the call)", RNG_RULE)
+    if not isinstance(out, Example):
+        raise _broke(name, f"returned a {type(out).__name__}, not a noising.Example", "return a noising.Example")
+    arrays = {}
+    for field in ("source", "target"):
+        a = getattr(out, field)
+        if not isinstance(a, np.ndarray) or a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+            got = getattr(a, "dtype", type(a).__name__)
+            raise _broke(name, f"returned a {field} of type {got}", f"the {field} is a 1-D integer array (int64)")
+        firsts = (ctx.bos_id, *ctx.mode_ids) if field == "source" else (ctx.bos_id,)
+        if len(a) < 2 or a[0] not in firsts or a[-1] != ctx.eos_id:
+            what = f"returned a {field} without <s> (id {ctx.bos_id}) first or </s> (id {ctx.eos_id}) last"
+            rule = "<s> (or, in the source, a mode token) first and </s> last"
+            raise _broke(name, what, rule)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= ctx.vocab_size:
+            what = f"returned {field} ids in [{lo}, {hi}], outside [0, {ctx.vocab_size})"
+            raise _broke(name, what, "ids stay inside the vocabulary (ctx.vocab_size)")
+        if len(a) > max(ctx.max_length, len(doc.tokens)):
+            what = f"returned a {field} of {len(a)} tokens, past max_length"
+            raise _broke(name, what, f"source and target never longer than ctx.max_length={ctx.max_length}")
+        inside, given = a[1:-1], doc.tokens[1:-1]
+        for special in (ctx.bos_id, ctx.eos_id, ctx.pad_id, ctx.unk_id, *ctx.mode_ids):
+            added = int(np.count_nonzero(inside == special)) - int(np.count_nonzero(given == special))
+            if added > 0:
+                what = f"put {added} special id {special} inside its {field} that the input did not hold"
+                rule = "add only <mask>, <mask_sentence>, sentinels and (first in the source) a mode token"
+                raise _broke(name, what, rule)
+        arrays[field] = a if a.flags.writeable and a.dtype == np.int64 else np.array(a, dtype=np.int64)
+    return Example(arrays["source"], arrays["target"])

@@ -13,7 +13,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-from noising.base import Noise
+from noising.base import Noise, Objective
 
 ENTRY_POINT_GROUP = "bart_pretrain.noising"
 
@@ -24,6 +24,10 @@ BUILTINS: dict[str, str] = {
     "sentence_permutation": "noising.sentence_permutation:SentencePermutation",
     "document_rotation": "noising.document_rotation:DocumentRotation",
     "random_insertion": "noising.random_insertion:RandomInsertion",
+    "t5_spans": "noising.t5_spans:T5SpanCorruption",
+    "gap_sentences": "noising.gap_sentences:GapSentences",
+    "ul2": "noising.ul2:UL2Mixture",
+    "prefix_lm": "noising.prefix_lm:PrefixLM",
 }
 
 _registered: dict[str, type] = {}  # names added at run time through register()
@@ -83,7 +87,7 @@ def clashes() -> dict[str, list[str]]:
     return _sources()[1]
 
 
-def resolve(class_path: str) -> type[Noise]:
+def resolve(class_path: str) -> type[Noise] | type[Objective]:
     """The noise class named by a short name or an import path (``pkg.mod.Class`` or ``pkg.mod:Class``). An import
     path is looked up with the working directory on ``sys.path`` (last), as ``python -m`` users expect."""
     if not isinstance(class_path, str) or not class_path:
@@ -140,8 +144,9 @@ def _import(target: str, shown: str):
 
 
 def _check_noise_class(cls, shown: str) -> None:
-    if not (isinstance(cls, type) and issubclass(cls, Noise)):
+    if not (isinstance(cls, type) and issubclass(cls, (Noise, Objective))):
         raise TypeError(
-            f"noise {shown!r} is {cls!r}, which is not a subclass of noising.Noise; "
-            "a noise is a (frozen dataclass) subclass of noising.Noise implementing __call__(doc, rng, ctx)"
+            f"noise {shown!r} is {cls!r}, which is not a subclass of noising.Noise or noising.Objective; "
+            "a noise is a (frozen dataclass) subclass of noising.Noise implementing __call__(doc, rng, ctx), an "
+            "objective one of noising.Objective"
         )
