@@ -118,9 +118,12 @@ class Tokenizer:
         backend.add_special_tokens(objective_tokens(sentinels)[have:])
         return Tokenizer(backend)
 
-    def decode_with_objective_tokens(self, ids) -> str:
+    def decode_with_objective_tokens(self, ids, skip_special_tokens: bool = True) -> str:
         """The text of ``ids`` with the objective tokens written out (``<extra_id_0> for inviting <extra_id_1>``) and
-        BART's special tokens (``<s>``, ``</s>``, ``<pad>``, ``<mask>``, ``<unk>``) dropped."""
+        BART's special tokens (``<s>``, ``</s>``, ``<pad>``, ``<mask>``, ``<unk>``) dropped; with
+        ``skip_special_tokens=False`` every special token written out (as :meth:`decode`)."""
+        if not skip_special_tokens:
+            return self.decode(ids, skip_special_tokens=False)
         drop = {self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id}
         return self.decode([i for i in ids if int(i) not in drop], skip_special_tokens=False)
 

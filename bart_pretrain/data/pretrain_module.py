@@ -26,7 +26,7 @@ from bart_pretrain.data.pretrain_stream import (
     check_stream_source,
 )
 from bart_pretrain.errors import UserError, reading_input
-from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
+from bart_pretrain.tokenizer import DEFAULT_SENTINELS, DEFAULT_TOKENIZER
 from noising import NoiseSpec
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
@@ -92,7 +92,11 @@ class PretrainDataModule(pl.LightningDataModule):
         if noise_schedule is not None and noise_schedule.steps and streaming:
             raise ValueError("data.noise_schedule needs map-style data (the step of a streamed batch is not known)")
         # A bad recipe (or a schedule that cannot scale it) fails now, not after the corpus is tokenized.
-        ScheduledPipeline(load_noise(noise), noise_schedule or NoiseSchedule())
+        pipeline = load_noise(noise)
+        ScheduledPipeline(pipeline, noise_schedule or NoiseSchedule())
+        self.objective_tokens = DEFAULT_SENTINELS if pipeline.objective is not None else 0
+        """Sentinels the tokenizer gains (with ``<mask_sentence>``, ``[R]``, ``[S]``, ``[X]``) because the recipe ends
+        in an objective; 0: the tokenizer as it is (linked to the model, whose vocabulary follows)."""
         self.noise_schedule = noise_schedule
         self.save_hyperparameters()
         self.train_files, self.val_files, self.text_column = train_files, val_files, text_column
@@ -120,6 +124,8 @@ class PretrainDataModule(pl.LightningDataModule):
                     f"{os.path.abspath(self.tokenizer_path)}); run `make data` (or `bart-pretrain train-tokenizer`)"
                 )
             self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
+            if self.objective_tokens:
+                self.tokenizer = self.tokenizer.with_objective_tokens(self.objective_tokens)
         return self.tokenizer
 
     def _documents(self, files: str | list[str], limit: int | None, split: str):
@@ -158,7 +164,13 @@ class PretrainDataModule(pl.LightningDataModule):
 
     def attach_tokenizer(self, tokenizer) -> None:
         """Use ``tokenizer`` (the model's, when it comes with ``--model.init_from``) instead of reading
-        ``tokenizer_path``; before the data is prepared."""
+        ``tokenizer_path``; before the data is prepared. A recipe ending in an objective needs its tokens in it."""
+        if self.objective_tokens and len(tokenizer.sentinel_ids) < self.objective_tokens:
+            raise ValueError(
+                f"--data.noise {self.noise_spec}: the recipe's objective needs the objective tokens (<extra_id_N>, "
+                "[R], [S], [X], <mask_sentence>), which the model's tokenizer (--model.init_from) lacks; start from a "
+                "checkpoint pretrained with an objective, or from random weights"
+            )
         self.tokenizer = tokenizer
 
     @property
