@@ -48,6 +48,20 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
     identity for every noise; documents of only <s></s>, one token, or only special ids are all valid input.
 13. Uniform integers are drawn as ``floor(u * n)`` from ``rng.random`` (3x cheaper than ``rng.integers``;
     bias below ``n / 2**53``).
+
+The objectives, against their papers' reference code (t5.data.preprocessors, PEGASUS, UL2):
+
+14. T5 spans: counts as T5's ``random_spans_noise_mask`` (``round(ratio * n)`` tokens, at least 1, in
+    ``round(noise / mean_span)`` spans, uniform compositions, text before every span), but text may follow the last
+    span (T5's code always ends on a span) and the target always ends with a closing sentinel, as the paper's figure
+    shows; at most ``n - 2`` tokens and ``n - noise - 1`` spans, so the target is never longer than the document
+    (documents of fewer than 3 content tokens: source = document, target ``<s></s>``). Sentinels count up from
+    ``<extra_id_0>`` at the first id after the other objective tokens (T5's count down from the vocabulary's end).
+15. Gap sentences: ROUGE-1 over the document's words as token sequences (PEGASUS scores detokenized words); the
+    count is ``ceil(ratio * sentences)`` as for every noise here; no token masking alongside (PEGASUS's MLM).
+16. UL2: the mode token takes ``<s>``'s place (first in the source, no length added); X is two denoisers (spans of
+    mean 32 at 15%, or of mean 3 at 50%) drawn half and half, and the default weights 2 : 1 : 4 give the paper's
+    seven denoisers equal chances; S cuts at a uniform token (both sides non-empty).
 """
 
 from noising._ops import edit

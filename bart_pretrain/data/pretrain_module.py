@@ -264,7 +264,8 @@ class PretrainDataModule(pl.LightningDataModule):
         return self.seed + 1
 
     def val_sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(corrupted source, original) of validation document ``index``, exactly as validation corrupts it."""
+        """(source, target) of validation document ``index``, exactly as validation makes it: the corrupted document
+        and the original, or the objective's pair."""
         return self.corruptor(self.val_docs[index], noising.sample_rng(self.val_seed, 0, index))
 
     # -- exact resume --------------------------------------------------------------------------------------------
