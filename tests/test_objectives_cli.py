@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
-from pretrain_world import make_world, summary_pairs
+from pretrain_world import make_world, summary_pairs, weights
 
 from bart_pretrain.commands.finetune import main as finetune_main
 from bart_pretrain.commands.pretrain import main as pretrain_main
@@ -132,3 +133,61 @@ def test_shipped_objective_recipes_are_the_papers_settings():
         pipe = load_noise(f"configs/noise/{recipe}.yaml")
         assert repr(pipe.objective) == text and pipe.noises == ()
         assert yaml.safe_load(open(f"configs/noise/{recipe}.yaml"))["noises"][0]["class_path"] == recipe
+
+
+def test_objective_batches_are_the_same_for_any_num_workers_and_labels_are_the_targets(tmp_path):
+    import noising
+    from bart_pretrain.data.documents import to_document
+    from bart_pretrain.data.pretrain_module import PretrainDataModule
+
+    make_world(tmp_path, n_train=40, n_val=4)
+
+    def batches(num_workers: int) -> list[dict]:
+        dm = PretrainDataModule(
+            train_files=str(tmp_path / "train.jsonl"), val_files=None, tokenizer_path=str(tmp_path / "tokenizer.json"),
+            noise="configs/noise/ul2.yaml", max_length=64, max_tokens=256, num_workers=num_workers, seed=3,
+        )  # fmt: skip
+        dm.prepare_data()
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(1)
+        return dm, list(loader)
+
+    dm, a = batches(0)
+    _, b = batches(2)
+    assert [x["indices"] for x in a] == [x["indices"] for x in b]
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x["input_ids"], y["input_ids"]) and torch.equal(x["labels"], y["labels"])
+    # The labels are the objective's targets, sample by sample: (seed, epoch 1, index).
+    first = a[0]
+    for row, i in enumerate(first["indices"]):
+        example = dm.corruptor.noise.example(
+            to_document(dm.train_docs[i]), noising.sample_rng(3, 1, i), dm.corruptor.ctx
+        )
+        n = len(example.target)
+        assert first["labels"][row, :n].tolist() == example.target.tolist()
+        assert first["input_ids"][row, : len(example.source)].tolist() == example.source.tolist()
+        assert example.source[0] in dm.corruptor.ctx.mode_ids
+
+
+def test_a_run_with_an_objective_resumes_exactly(tmp_path):
+    from bart_pretrain.commands.pretrain import make_cli
+
+    common = ["--report", "false", "--torch_threads", "1", "--data.noise", "configs/noise/ul2.yaml",
+              "--data.noise_schedule", '{"steps": 4, "start": 0.0, "mode": "mix"}', "--model.reconstruction_documents",
+              "0", "--trainer.max_steps", "6", "--model.optim.total_steps", "6"]  # fmt: skip
+
+    def fit(config, *args):
+        cli = make_cli(["-c", str(config), *common, *args])
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config["ckpt_path"])
+        return cli
+
+    fit(make_world(tmp_path / "a", n_train=24, n_val=4, checkpoint_every=3))
+    reference = weights(tmp_path / "a" / "run" / "checkpoints" / "last.ckpt")
+    config = make_world(tmp_path / "b", n_train=24, n_val=4, checkpoint_every=3)
+    fit(config, "--trainer.max_steps", "3")  # stops at step 3, as a killed run's last checkpoint would
+    cli = fit(config, "--ckpt_path", "last")
+    assert cli.trainer.global_step == 6
+    resumed = weights(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt")
+    for k in reference:
+        torch.testing.assert_close(resumed[k], reference[k], rtol=0, atol=0, msg=k)
