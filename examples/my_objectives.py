@@ -1,6 +1,6 @@
 """A plug-in objective written outside the package (README, "Is my corruption better?"): middle infilling. One
 contiguous stretch of the document is cut out; the source keeps the text around one ``<mask>``, the target is the
-stretch. Use it as ``class_path: my_objectives.MiddleInfilling`` from this directory (or with it on PYTHONPATH).
+stretch. Use it as ``class_path: my_objectives.MiddleInfilling`` with this directory on PYTHONPATH.
 """
 
 from __future__ import annotations

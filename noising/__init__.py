@@ -3,10 +3,10 @@ their own target (T5 span corruption, PEGASUS gap sentences, UL2's mixture, pref
 
 A noise is a frozen dataclass (validated hyper-parameters) called as ``noise(doc, rng, ctx)`` -> new
 :class:`Document` (the target is the original); an :class:`Objective` is called the same way and returns an
-:class:`Example` (source, target); a :class:`Pipeline` applies several noises in order, then its objective if the
-recipe ends with one; :func:`build_pipeline` builds one from config
-specs (short names or import paths; plug-ins through the ``bart_pretrain.noising`` entry-point group);
-:mod:`noising.testing` is the contract test for plug-in authors. A pipeline checks every plug-in's output and the
+:class:`Example` (source, target); a :class:`Pipeline` (a recipe) applies several noises in order, then its
+objective if the recipe ends with one; a config names each by its import path (:mod:`noising.registry`:
+:data:`BUILTINS`, installed plug-ins); :mod:`noising.testing` is the contract test for plug-in authors. A pipeline
+checks every plug-in's output and the
 global random generators' states (:mod:`noising.global_random`) on each call, and :func:`check_plugins` checks them
 at start-up (same seed, same output); a violation is a :class:`PluginContractError` naming the class and the rule.
 See the README's plug-in guide.
@@ -65,13 +65,13 @@ The objectives, against their papers' reference code (t5.data.preprocessors, PEG
 """
 
 from noising._ops import edit
-from noising.base import Document, Example, Noise, NoiseContext, Objective, sample_rng
+from noising.base import Corruption, Document, Example, Noise, NoiseContext, Objective, sample_rng
 from noising.document_rotation import DocumentRotation
 from noising.gap_sentences import GapSentences
-from noising.pipeline import NoiseSpec, Pipeline, PluginContractError, build_pipeline, check_plugins
+from noising.pipeline import Pipeline, PluginContractError, check_plugins
 from noising.prefix_lm import PrefixLM
 from noising.random_insertion import RandomInsertion
-from noising.registry import available, register
+from noising.registry import BUILTINS
 from noising.sentence_permutation import SentencePermutation
 from noising.t5_spans import T5SpanCorruption
 from noising.text_infilling import TextInfilling
@@ -80,13 +80,14 @@ from noising.token_masking import TokenMasking
 from noising.ul2 import UL2Mixture
 
 __all__ = [
+    "BUILTINS",
+    "Corruption",
     "Document",
     "DocumentRotation",
     "Example",
     "GapSentences",
     "Noise",
     "NoiseContext",
-    "NoiseSpec",
     "Objective",
     "Pipeline",
     "PluginContractError",
@@ -98,10 +99,7 @@ __all__ = [
     "TokenDeletion",
     "TokenMasking",
     "UL2Mixture",
-    "available",
     "edit",
-    "build_pipeline",
     "check_plugins",
-    "register",
     "sample_rng",
 ]

@@ -100,8 +100,14 @@ class NoiseContext:
         return specials - np.arange(len(specials))
 
 
-class Noise:
-    """Base class of every corruption. Subclasses are frozen dataclasses and implement ``__call__``."""
+class Corruption:
+    """What a recipe lists (the type of :attr:`noising.Pipeline.noises`): a :class:`Noise`, or last an
+    :class:`Objective`. Subclass one of those two, never this."""
+
+
+class Noise(Corruption):
+    """Base class of every corruption that keeps the original as the target. Subclasses are frozen dataclasses and
+    implement ``__call__``."""
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
         raise NotImplementedError
@@ -119,7 +125,7 @@ class Example:
     target: np.ndarray
 
 
-class Objective:
+class Objective(Corruption):
     """Base class of a corruption that defines its own target (T5 spans, gap sentences, UL2, prefix LM): a frozen
     dataclass implementing ``__call__(doc, rng, ctx) -> Example``. Same rules as a :class:`Noise`: validated fields,
     randomness from ``rng`` only, the input never modified; source and target no longer than ``ctx.max_length`` (or

@@ -1,40 +1,38 @@
-"""An ordered list of noises built from config specs, with a cheap output check around plug-ins.
+"""An ordered list of noises, optionally ending in an objective (a recipe, built by the config parser or in code),
+with a cheap output check around plug-ins.
 
-``build_pipeline([{"class_path": "text_infilling", "init_args": {"ratio": 0.3}}, ...])``; class_path is a
-registry name (see :mod:`noising.registry`) or an import path. Built-ins are trusted (their tests prove the
-contract); any other noise runs on read-only views of its input, its output is checked, and so are the global random
-generators (a plug-in must draw from its rng argument only).
+``Pipeline([TextInfilling(ratio=0.3), SentencePermutation()])``. Built-ins (:data:`noising.BUILTINS`) are trusted
+(their tests prove the contract); any other noise runs on read-only views of its input, its output is checked, and so
+are the global random generators (a plug-in must draw from its rng argument only).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NotRequired, TypedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from noising.base import Document, Example, Noise, NoiseContext, Objective, sample_rng
+from noising.base import Corruption, Document, Example, Noise, NoiseContext, Objective, sample_rng
 from noising.global_random import changed, global_random_state
-from noising.registry import resolve
+from noising.registry import BUILTINS
 
 
-class NoiseSpec(TypedDict):
-    """One noise of a recipe, as a config writes it (the type of ``--data.noise`` as a list)."""
-
-    class_path: str
-    """A registry name (``text_infilling``, a plug-in's entry-point name) or an import path (``my_pkg.WordShuffle``)."""
-    init_args: NotRequired[dict[str, Any]]
-    """The noise's hyper-parameters (its dataclass fields); omitted: its defaults."""
-
-
+@dataclass(frozen=True, repr=False)
 class Pipeline:
-    """Applies ``noises`` in order to one document, all drawing from the sample's generator; an :class:`Objective`
-    given last then makes the (source, target) pair (:meth:`example`)."""
+    """A recipe: ``noises`` applied in order to one document, all drawing from the sample's generator; an
+    :class:`Objective` given last then makes the (source, target) pair (:meth:`example`). The type of
+    ``--data.noise``; a recipe file, ``configs/noise/*.yaml``, holds its ``noises``."""
 
-    def __init__(self, noises: Iterable[Noise | Objective]):
-        steps = tuple(noises)
+    noises: list[Corruption] = field(default_factory=list)
+    """The noises, applied in order, and optionally last an objective, each ``{class_path: noising.TextInfilling,
+    init_args: {ratio: 0.3}}``: an import path (a plug-in's too: ``my_pkg.WordShuffle``) or the class name of a
+    built-in or installed noise or objective (``noising.T5SpanCorruption``)."""
+
+    def __post_init__(self) -> None:
+        # A copy, so the caller's list cannot change it; a list, not a tuple: the config parser prints a list's noises.
+        steps = list(self.noises)
+        object.__setattr__(self, "noises", steps)
         for i, step in enumerate(steps):
             if isinstance(step, Objective) and i != len(steps) - 1:
                 raise TypeError(
@@ -43,16 +41,26 @@ class Pipeline:
                 )
             if not isinstance(step, (Noise, Objective)):
                 raise TypeError(f"noises[{i}]={step!r}: not a noising.Noise or noising.Objective instance")
-        self.objective: Objective | None = steps[-1] if steps and isinstance(steps[-1], Objective) else None
-        """The last step when it defines the target; None: the target is the original document."""
-        self.noises: tuple[Noise, ...] = steps[:-1] if self.objective is not None else steps
-        self.trusted = tuple(type(n).__module__.startswith("noising.") for n in self.noises)
-        """Per noise: a built-in (its tests prove the contract) rather than a plug-in (checked on every call)."""
-        self.objective_trusted = self.objective is not None and type(self.objective).__module__.startswith("noising.")
-        self.plugins = tuple(_name(n) for n, t in zip(self.noises, self.trusted, strict=True) if not t)
-        """The plug-ins' names (``module.Class``), as errors name them."""
-        if self.objective is not None and not self.objective_trusted:
-            self.plugins += (_name(self.objective),)
+        objective = steps[-1] if steps and isinstance(steps[-1], Objective) else None
+        trusted = tuple(type(s) in BUILTINS for s in steps)
+        object.__setattr__(self, "objective", objective)
+        object.__setattr__(self, "trusted", trusted)
+        object.__setattr__(self, "objective_trusted", objective is not None and trusted[-1])
+        object.__setattr__(self, "plugins", tuple(_name(s) for s, t in zip(steps, trusted, strict=True) if not t))
+        corrupting = len(steps) - (objective is not None)
+        object.__setattr__(self, "_corruptions", tuple(zip(steps[:corrupting], trusted[:corrupting], strict=True)))
+
+    objective: Objective | None = field(init=False, compare=False)
+    """The last step when it defines the target; None: the target is the original document."""
+    trusted: tuple[bool, ...] = field(init=False, compare=False)
+    """Per step (noise or objective): a built-in (its tests prove the contract) rather than a plug-in (checked on
+    every call)."""
+    objective_trusted: bool = field(init=False, compare=False)
+    """The objective is a built-in (False without one)."""
+    plugins: tuple[str, ...] = field(init=False, compare=False)
+    """The plug-ins' names (``module.Class``), as errors name them."""
+    _corruptions: tuple[tuple[Noise, bool], ...] = field(init=False, compare=False)
+    """(noise, trusted) of the steps before the objective."""
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
         if self.objective is not None:
@@ -64,7 +72,7 @@ class Pipeline:
 
     def corrupt(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
         """The document after the noises (not the objective)."""
-        for noise, trusted in zip(self.noises, self.trusted, strict=True):
+        for noise, trusted in self._corruptions:
             doc = noise(doc, rng, ctx) if trusted else checked_call(noise, doc, rng, ctx)
         return doc
 
@@ -78,58 +86,11 @@ class Pipeline:
             return self.objective(noised, rng, ctx)
         return checked_objective_call(self.objective, noised, rng, ctx)
 
-    @property
-    def steps(self) -> tuple[Noise | Objective, ...]:
-        return self.noises + ((self.objective,) if self.objective is not None else ())
-
     def __len__(self) -> int:
-        return len(self.steps)
+        return len(self.noises)
 
-    def __repr__(self) -> str:
-        return f"Pipeline({list(self.steps)!r})"
-
-
-def build_pipeline(specs: Sequence[NoiseSpec | Mapping | Noise]) -> Pipeline:
-    """A pipeline from ``[{"class_path": ..., "init_args": {...}}, ...]`` (Noise instances pass through)."""
-    if isinstance(specs, (str, bytes, Mapping)) or not isinstance(specs, Sequence):
-        raise TypeError(f"noise specs must be a list of {{class_path, init_args}} mappings, got {type(specs).__name__}")
-    return Pipeline(_build_one(i, spec) for i, spec in enumerate(specs))
-
-
-def _build_one(i: int, spec) -> Noise | Objective:
-    if isinstance(spec, (Noise, Objective)):
-        return spec
-    where = f"noises[{i}]"
-    if not isinstance(spec, Mapping):
-        raise TypeError(f"{where}={spec!r}: must be a mapping with keys class_path and init_args")
-    unknown = set(spec) - {"class_path", "init_args"}
-    if unknown or "class_path" not in spec:
-        raise ValueError(f"{where}: keys must be class_path (required) and init_args (optional); got {sorted(spec)}")
-    init_args = spec.get("init_args") or {}
-    if not isinstance(init_args, Mapping):
-        raise TypeError(f"{where}.init_args={init_args!r}: must be a mapping of parameter names to values")
-    try:
-        cls = resolve(spec["class_path"])
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{where}: {e}") from e
-    params = _parameters(cls)
-    bad = [k for k in init_args if k not in params]
-    if bad:
-        raise ValueError(
-            f"{where}: {cls.__name__} has no parameter {', '.join(map(repr, bad))}; "
-            f"its parameters are: {', '.join(params) or '(none)'}"
-        )
-    try:
-        return cls(**init_args)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{where} ({spec['class_path']}): {e}") from e
-
-
-def _parameters(cls: type) -> list[str]:
-    if dataclasses.is_dataclass(cls):
-        return [f.name for f in dataclasses.fields(cls) if f.init]
-    sig = inspect.signature(cls)
-    return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    def __repr__(self) -> str:  # what a checkpoint's data plan records: unchanged, so older checkpoints resume
+        return f"Pipeline({list(self.noises)!r})"
 
 
 def _name(noise: Noise | Objective) -> str:
@@ -227,26 +188,26 @@ def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = 
     clock, the OS, a generator of its own), which would make a batch depend on the worker, the rank and the run
     instead of (seed, epoch, index). A plug-in objective is checked the same way (:func:`checked_objective_call`)."""
     doc = probe_document(ctx)
-    for noise, trusted in zip(pipeline.noises, pipeline.trusted, strict=True):
+    for noise, trusted in pipeline._corruptions:
         if trusted:
             continue
         name = _name(noise)
         for seed in seeds:
             first = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
             again = checked_call(noise, doc, sample_rng(seed, 0, 0), ctx)
-            for field in ("tokens", "word_starts", "sentence_starts"):
-                if not np.array_equal(getattr(first, field), getattr(again, field)):
+            for part in ("tokens", "word_starts", "sentence_starts"):
+                if not np.array_equal(getattr(first, part), getattr(again, part)):
                     raise _broke(
-                        name, f"gave two different outputs ({field}) for one document and one seed ({seed})", RNG_RULE
+                        name, f"gave two different outputs ({part}) for one document and one seed ({seed})", RNG_RULE
                     )
     objective = pipeline.objective
     if objective is not None and not pipeline.objective_trusted:
         for seed in seeds:
             first = checked_objective_call(objective, doc, sample_rng(seed, 0, 0), ctx)
             again = checked_objective_call(objective, doc, sample_rng(seed, 0, 0), ctx)
-            for field in ("source", "target"):
-                if not np.array_equal(getattr(first, field), getattr(again, field)):
-                    what = f"gave two different outputs ({field}) for one document and one seed ({seed})"
+            for part in ("source", "target"):
+                if not np.array_equal(getattr(first, part), getattr(again, part)):
+                    what = f"gave two different outputs ({part}) for one document and one seed ({seed})"
                     raise _broke(_name(objective), what, RNG_RULE)
 
 
@@ -272,29 +233,29 @@ def checked_objective_call(objective: Objective, doc: Document, rng: np.random.G
     if not isinstance(out, Example):
         raise _broke(name, f"returned a {type(out).__name__}, not a noising.Example", "return a noising.Example")
     arrays = {}
-    for field in ("source", "target"):
-        a = getattr(out, field)
+    for part in ("source", "target"):
+        a = getattr(out, part)
         if not isinstance(a, np.ndarray) or a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
             got = getattr(a, "dtype", type(a).__name__)
-            raise _broke(name, f"returned a {field} of type {got}", f"the {field} is a 1-D integer array (int64)")
-        firsts = (ctx.bos_id, *ctx.mode_ids) if field == "source" else (ctx.bos_id,)
+            raise _broke(name, f"returned a {part} of type {got}", f"the {part} is a 1-D integer array (int64)")
+        firsts = (ctx.bos_id, *ctx.mode_ids) if part == "source" else (ctx.bos_id,)
         if len(a) < 2 or a[0] not in firsts or a[-1] != ctx.eos_id:
-            what = f"returned a {field} without <s> (id {ctx.bos_id}) first or </s> (id {ctx.eos_id}) last"
+            what = f"returned a {part} without <s> (id {ctx.bos_id}) first or </s> (id {ctx.eos_id}) last"
             rule = "<s> (or, in the source, a mode token) first and </s> last"
             raise _broke(name, what, rule)
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi >= ctx.vocab_size:
-            what = f"returned {field} ids in [{lo}, {hi}], outside [0, {ctx.vocab_size})"
+            what = f"returned {part} ids in [{lo}, {hi}], outside [0, {ctx.vocab_size})"
             raise _broke(name, what, "ids stay inside the vocabulary (ctx.vocab_size)")
         if len(a) > max(ctx.max_length, len(doc.tokens)):
-            what = f"returned a {field} of {len(a)} tokens, past max_length"
+            what = f"returned a {part} of {len(a)} tokens, past max_length"
             raise _broke(name, what, f"source and target never longer than ctx.max_length={ctx.max_length}")
         inside, given = a[1:-1], doc.tokens[1:-1]
         for special in (ctx.bos_id, ctx.eos_id, ctx.pad_id, ctx.unk_id, *ctx.mode_ids):
             added = int(np.count_nonzero(inside == special)) - int(np.count_nonzero(given == special))
             if added > 0:
-                what = f"put {added} special id {special} inside its {field} that the input did not hold"
+                what = f"put {added} special id {special} inside its {part} that the input did not hold"
                 rule = "add only <mask>, <mask_sentence>, sentinels and (first in the source) a mode token"
                 raise _broke(name, what, rule)
-        arrays[field] = a if a.flags.writeable and a.dtype == np.int64 else np.array(a, dtype=np.int64)
+        arrays[part] = a if a.flags.writeable and a.dtype == np.int64 else np.array(a, dtype=np.int64)
     return Example(arrays["source"], arrays["target"])

@@ -54,7 +54,7 @@ from bart_pretrain.data.pretrain_module import PretrainDataModule
 datasets.disable_progress_bars()
 files, mb = sys.argv[1], float(sys.argv[2])
 dm = PretrainDataModule(train_files=files, val_files=None, max_length=64, max_tokens=2048, streaming=True,
-                        num_workers=1, noise="configs/noise/bart_large.yaml")
+                        num_workers=1)  # the default noise recipe: bart_large
 dm.setup("fit")
 docs_per_mb = float(sys.argv[3])
 marks, start = [mb * k / 10 for k in range(1, 11)], time.perf_counter()

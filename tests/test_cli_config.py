@@ -12,10 +12,9 @@ import yaml
 from pretrain_world import make_world
 
 from bart_pretrain.commands import finetune, pretrain
-from bart_pretrain.data.noise_config import load_noise
 from bart_pretrain.model import BartConfig
 from bart_pretrain.paths import REPO
-from noising import TokenMasking
+from noising import DocumentRotation, Pipeline, TokenMasking
 
 FIELDS = [f.name for f in dataclasses.fields(BartConfig) if f.name != "vocab_size"]
 
@@ -51,9 +50,20 @@ def test_help_lists_every_model_config_field(command, capsys):
 def test_pretrain_help_types_the_noise_recipe(capsys):
     code, out, _ = _exit_output(pretrain.main, ["--help"], capsys)
     out = " ".join(out.split())  # help lines wrap at the terminal's width
-    assert code == 0 and "--data.noise NOISE" in out and "str | list[NoiseSpec]" in out
-    code, out, _ = _exit_output(pretrain.main, ["--data.noise.help"], capsys)
-    assert code == 0 and "class_path" in out and "init_args" in out
+    assert code == 0 and "--data.noise CONFIG" in out
+    assert "(type: list[Corruption], default: [{'class_path': 'noising.TextInfilling'," in out
+    assert (
+        "known subclasses: noising.Corruption, noising.Noise, noising.DocumentRotation, noising.RandomInsertion," in out
+    )
+    assert (
+        "noising.Objective, noising.GapSentences, noising.PrefixLM, noising.T5SpanCorruption, noising.UL2Mixture" in out
+    )
+    code, out, _ = _exit_output(pretrain.main, ["--data.noise.noises.help", "TextInfilling"], capsys)
+    out = " ".join(out.split())
+    assert code == 0 and "--data.noise.noises.poisson_lambda POISSON_LAMBDA Mean of the Poisson span length" in out
+    code, out, _ = _exit_output(pretrain.main, ["--data.noise.noises.help", "T5SpanCorruption"], capsys)
+    out = " ".join(out.split())
+    assert code == 0 and "--data.noise.noises.mean_span MEAN_SPAN Mean span length" in out
 
 
 def test_a_dotted_model_config_override_changes_the_built_model(world, tmp_path):
@@ -79,13 +89,25 @@ def test_a_finetune_from_random_weights_builds_the_model_config_it_is_given(worl
 
 
 def test_print_config_round_trips(tmp_path, capsys):
-    overrides = ["--model.model_config.d_model", "64", "--data.noise", "[{class_path: token_masking}]"]
+    overrides = ["--model.model_config.d_model", "64", "--data.noise.noises", "[{class_path: TokenMasking}]"]
     base = ["-c", str(REPO / "configs" / "pretrain" / "tiny.yaml"), *overrides, "--print_config"]
     code, first, _ = _exit_output(pretrain.main, base, capsys)
     assert code == 0
     printed = yaml.safe_load(first)
     assert printed["model"]["model_config"]["d_model"] == 64 and printed["model"]["model_config"]["encoder_layers"] == 2
-    assert printed["data"]["noise"] == [{"class_path": "token_masking"}]
+    fields = {"ratio": 0.15, "whole_words": False, "random_ratio": 0.1, "keep_ratio": 0.0}  # every field, typed
+    assert printed["data"]["noise"] == {"noises": [{"class_path": "noising.TokenMasking", "init_args": fields}]}
+    (tmp_path / "printed.yaml").write_text(first)
+    code, second, _ = _exit_output(pretrain.main, ["-c", str(tmp_path / "printed.yaml"), "--print_config"], capsys)
+    assert code == 0 and second == first
+
+
+def test_print_config_shows_an_objective_recipe_with_every_field_and_round_trips(tmp_path, capsys):
+    base = ["-c", str(REPO / "configs" / "pretrain" / "tiny.yaml"), "--data.noise", "configs/noise/t5_spans.yaml"]
+    code, first, _ = _exit_output(pretrain.main, [*base, "--print_config"], capsys)
+    assert code == 0
+    t5 = {"class_path": "noising.T5SpanCorruption", "init_args": {"ratio": 0.15, "mean_span": 3.0}}
+    assert yaml.safe_load(first)["data"]["noise"] == {"noises": [t5]}
     (tmp_path / "printed.yaml").write_text(first)
     code, second, _ = _exit_output(pretrain.main, ["-c", str(tmp_path / "printed.yaml"), "--print_config"], capsys)
     assert code == 0 and second == first
@@ -93,16 +115,17 @@ def test_print_config_round_trips(tmp_path, capsys):
 
 def test_a_noise_recipe_given_inline_is_the_pipeline(world, tmp_path):
     config, _ = world
-    recipe = "[{class_path: token_masking, init_args: {ratio: 0.2}}]"
-    cli = pretrain.make_cli(["-c", str(config), "--run_dir", str(tmp_path / "run"), "--data.noise", recipe])
-    assert cli.datamodule.noise_spec == [{"class_path": "token_masking", "init_args": {"ratio": 0.2}}]
-    assert load_noise(cli.datamodule.noise_spec).noises == (TokenMasking(ratio=0.2),)
+    recipe = "[{class_path: TokenMasking, init_args: {ratio: 0.2}}]"
+    cli = pretrain.make_cli(["-c", str(config), "--run_dir", str(tmp_path / "run"), "--data.noise.noises", recipe])
+    assert cli.datamodule.noise == Pipeline([TokenMasking(ratio=0.2)])
+    argv = ["-c", str(config), "--run_dir", str(tmp_path / "run"), "--data.noise.noises+", "DocumentRotation"]
+    assert pretrain.make_cli(argv).datamodule.noise.noises[-1] == DocumentRotation()  # appended to the config's
 
 
-def test_a_noise_spec_with_a_misspelled_key_is_a_usage_error(world, tmp_path, capsys):
+def test_a_noise_with_a_misspelled_key_is_a_usage_error(world, tmp_path, capsys):
     config, _ = world
     mine = yaml.safe_load(config.read_text())
-    mine["data"]["noise"] = [{"class_pth": "token_masking"}]
+    mine["data"]["noise"] = {"noises": [{"class_pth": "TokenMasking"}]}
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
     code, _, err = _exit_output(pretrain.main, ["-c", str(tmp_path / "mine.yaml"), "--print_config"], capsys)
     assert code == 2 and "class_pth" in err
@@ -118,7 +141,7 @@ def test_the_former_syntax_names_a_shipped_preset_from_any_directory(tmp_path, m
     printed = yaml.safe_load(out)
     preset = yaml.safe_load((REPO / "configs" / "model" / "base.yaml").read_text())
     assert {k: printed["model"]["model_config"][k] for k in preset} == preset
-    assert printed["data"]["noise"] == "configs/noise/identity.yaml"  # a path: resolved when the run starts
+    assert printed["data"]["noise"] == {"noises": []}  # the shipped identity recipe, read like the preset
 
 
 def test_a_missing_preset_file_says_where_it_was_looked_for(tmp_path, monkeypatch, capsys):

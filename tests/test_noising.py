@@ -68,7 +68,7 @@ def test_output_is_a_pure_function_of_seed_epoch_and_index(noise):
 
 
 def test_the_same_pipeline_run_twice_in_any_order_gives_the_same_samples():
-    pipe = noising.build_pipeline([{"class_path": "text_infilling"}, {"class_path": "sentence_permutation"}])
+    pipe = noising.Pipeline([noising.TextInfilling(), noising.SentencePermutation()])
     docs = [Document.from_lists([0, *range(5, 5 + n), 2], sentence_starts=[1, 1 + n // 2]) for n in range(4, 40)]
     forward = [pipe(d, sample_rng(3, 1, i), CTX).tokens.tolist() for i, d in enumerate(docs)]
     backward = [pipe(docs[i], sample_rng(3, 1, i), CTX).tokens.tolist() for i in reversed(range(len(docs)))]

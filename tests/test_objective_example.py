@@ -1,6 +1,6 @@
 """The README's plug-in objective (examples/my_objectives.py, middle infilling): the README shows the file as it is,
 it passes the contract, its pairs give back the document, and a recipe using it (after a noise) previews and
-pretrains from the examples directory, checked as a plug-in."""
+pretrains from the examples directory (on PYTHONPATH), checked as a plug-in."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_the_example_recipe_previews_and_pretrains_from_the_examples_directory(t
     from bart_pretrain.data.noise_config import load_noise
 
     config = make_world(tmp_path / "world", n_train=24, n_val=4, trainer__max_steps=2, trainer__val_check_interval=2)
-    monkeypatch.chdir(EXAMPLES)  # as the README runs it: the module is found in the working directory
+    monkeypatch.chdir(EXAMPLES)  # as the README runs it: `cd examples; export PYTHONPATH=.`
+    monkeypatch.syspath_prepend(str(EXAMPLES))
     pipe = load_noise("middle_infilling.yaml")
     assert pipe.plugins == ("my_objectives.MiddleInfilling",) and type(pipe.noises[0]) is noising.SentencePermutation
     text = "One sentence here. And another one."

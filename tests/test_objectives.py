@@ -183,12 +183,18 @@ def test_random_tokens_never_draw_an_objective_token():
 
 
 def test_an_objective_comes_last_and_the_noises_before_it_corrupt_what_it_sees():
+    from bart_pretrain.data.noise_config import load_noise
+
     with pytest.raises(TypeError, match="must come last"):
         noising.Pipeline([noising.PrefixLM(), noising.TokenDeletion()])
-    pipe = noising.build_pipeline(
-        [{"class_path": "sentence_permutation", "init_args": {"ratio": 1.0}}, {"class_path": "prefix_lm"}]
+    pipe = load_noise(
+        [{"class_path": "noising.SentencePermutation", "init_args": {"ratio": 1.0}}, {"class_path": "noising.PrefixLM"}]
     )
-    assert pipe.objective == noising.PrefixLM() and pipe.noises == (noising.SentencePermutation(ratio=1.0),)
+    assert pipe.objective == noising.PrefixLM() and pipe.noises == [
+        noising.SentencePermutation(ratio=1.0),
+        pipe.objective,
+    ]
+    assert pipe.trusted == (True, True) and pipe.objective_trusted and pipe.plugins == ()
     with pytest.raises(TypeError, match=r"call \.example"):
         pipe(Document.from_lists([0, 5, 6, 2]), noising.sample_rng(0, 0, 0), CTX)
     doc = Document.from_lists([0, 5, 6, 7, 8, 9, 10, 2], sentence_starts=[1, 3, 5])
@@ -231,10 +237,16 @@ def test_a_schedule_mixes_identity_pairs_into_an_objective_and_refuses_to_scale_
     assert 0.72 <= identity / 2000 <= 0.78  # 75% identity pairs; 4 sigma = 0.039
 
 
-def test_the_registry_names_the_built_in_objectives():
-    names = noising.available()
-    for name in ("t5_spans", "gap_sentences", "ul2", "prefix_lm"):
-        assert names[name].startswith("built-in noising.")
+def test_the_built_in_objectives_are_named_by_import_path_and_their_former_short_names_are_refused():
+    from bart_pretrain.data.noise_config import load_noise
+
+    objectives = [c for c in noising.BUILTINS if issubclass(c, Objective)]
+    assert objectives == [noising.T5SpanCorruption, noising.GapSentences, noising.UL2Mixture, noising.PrefixLM]
+    for cls, former in zip(objectives, ("t5_spans", "gap_sentences", "ul2", "prefix_lm"), strict=True):
+        (objective,) = load_noise([{"class_path": f"noising.{cls.__name__}"}]).noises
+        assert type(objective) is cls and load_noise([{"class_path": cls.__name__}]).objective == objective
+        with pytest.raises(ValueError, match=f"{former} is the former short name of noising.{cls.__name__}"):
+            load_noise([{"class_path": former}])
 
 
 # -- plug-in objectives: checked on every call and at start-up ------------------------------------------------------

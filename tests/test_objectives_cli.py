@@ -131,13 +131,15 @@ def test_shipped_objective_recipes_are_the_papers_settings():
     }
     for recipe, text in expected.items():
         pipe = load_noise(f"configs/noise/{recipe}.yaml")
-        assert repr(pipe.objective) == text and pipe.noises == ()
-        assert yaml.safe_load(open(f"configs/noise/{recipe}.yaml"))["noises"][0]["class_path"] == recipe
+        assert repr(pipe.objective) == text and pipe.noises == [pipe.objective]
+        class_path = yaml.safe_load(open(f"configs/noise/{recipe}.yaml"))["noises"][0]["class_path"]
+        assert class_path == f"noising.{type(pipe.objective).__name__}"
 
 
 def test_objective_batches_are_the_same_for_any_num_workers_and_labels_are_the_targets(tmp_path):
     import noising
     from bart_pretrain.data.documents import to_document
+    from bart_pretrain.data.noise_config import load_noise
     from bart_pretrain.data.pretrain_module import PretrainDataModule
 
     make_world(tmp_path, n_train=40, n_val=4)
@@ -145,7 +147,7 @@ def test_objective_batches_are_the_same_for_any_num_workers_and_labels_are_the_t
     def batches(num_workers: int) -> list[dict]:
         dm = PretrainDataModule(
             train_files=str(tmp_path / "train.jsonl"), val_files=None, tokenizer_path=str(tmp_path / "tokenizer.json"),
-            noise="configs/noise/ul2.yaml", max_length=64, max_tokens=256, num_workers=num_workers, seed=3,
+            noise=load_noise("configs/noise/ul2.yaml"), max_length=64, max_tokens=256, num_workers=num_workers, seed=3,
         )  # fmt: skip
         dm.prepare_data()
         dm.setup("fit")

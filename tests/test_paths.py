@@ -11,6 +11,7 @@ from pretrain_world import make_world
 
 from bart_pretrain.cli import main as cli_main
 from bart_pretrain.commands.pretrain import make_cli
+from bart_pretrain.data.noise_config import load_noise
 from bart_pretrain.paths import REPO, candidates, resolve_input
 
 
@@ -23,7 +24,7 @@ def test_a_shipped_config_works_from_another_directory(tmp_path, monkeypatch):
     data = ["--data.train_files", str(world / "train.jsonl"), "--data.val_files", str(world / "validation.jsonl")]
     data += ["--data.tokenizer_path", str(world / "tokenizer.json"), "--data.max_length", "64"]
     cli = make_cli(["-c", str(REPO / "configs" / "pretrain" / "tiny.yaml"), "--run_dir", str(tmp_path / "run"), *data])
-    assert cli.datamodule.noise_spec == str(REPO / "configs" / "noise" / "bart_large.yaml")
+    assert cli.datamodule.noise == load_noise(REPO / "configs" / "noise" / "bart_large.yaml")
     preset = yaml.safe_load((REPO / "configs" / "model" / "tiny.yaml").read_text())  # model_config: configs/model/...
     assert {k: cli.config["model.model_config"][k] for k in preset} == preset
     assert cli.model.model.config.d_model == 128 and cli.model.model.config.vocab_size == 400
@@ -47,7 +48,8 @@ def test_relative_paths_in_a_config_file_are_looked_for_beside_it(tmp_path, monk
     )
     data = cli.datamodule
     assert (data.train_files, data.tokenizer_path) == (str(exp / "train.jsonl"), str(exp / "tokenizer.json"))
-    assert data.noise_spec == str(exp / "my_noise.yaml") and data.val_files == str(elsewhere / "validation.jsonl")
+    assert data.noise == load_noise(exp / "my_noise.yaml") != load_noise("bart_large")
+    assert data.val_files == str(elsewhere / "validation.jsonl")
     assert cli.model.tokenizer_record["path"] == str(exp / "tokenizer.json")
     assert cli.model.model.config.d_model == yaml.safe_load((exp / "model.yaml").read_text())["d_model"] == 32
 

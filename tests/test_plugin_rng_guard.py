@@ -14,7 +14,8 @@ from pretrain_world import make_world
 
 import noising
 from bart_pretrain.cli import main as cli_main
-from noising import Document, build_pipeline, sample_rng
+from bart_pretrain.data.noise_config import load_noise
+from noising import Document, sample_rng
 from noising.testing import DEFAULT_CONTEXT as CTX
 
 FIXTURES = Path(__file__).parent / "plugin_fixtures"
@@ -28,7 +29,7 @@ def outside(monkeypatch):
 
 
 def plugin(cls: str) -> noising.Pipeline:
-    return build_pipeline([{"class_path": "text_infilling"}, {"class_path": f"outside_noises.{cls}"}])
+    return load_noise(["TextInfilling", f"outside_noises.{cls}"])
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def test_taking_the_cached_second_gaussian_of_random_gauss_is_a_draw_too(outside
 
 
 def test_a_plug_in_drawing_on_one_call_in_ten_fails_on_the_first_such_call(outside):
-    pipe = build_pipeline([{"class_path": "outside_noises.RarelyGlobalRandom"}])
+    pipe = load_noise(["outside_noises.RarelyGlobalRandom"])
     draws = [i for i in range(200) if sample_rng(0, 0, i).random() < 0.1]  # where the plug-in draws (its rng decides)
     quiet = [s for s in range(50) if sample_rng(s, 0, 0).random() >= 0.1][:4]
     noising.check_plugins(pipe, CTX, seeds=quiet)  # the start-up check alone sees nothing at these seeds
@@ -67,20 +68,20 @@ def test_a_plug_in_drawing_on_one_call_in_ten_fails_on_the_first_such_call(outsi
 
 
 def test_a_generator_of_its_own_is_caught_at_start_up_by_its_differing_outputs(outside):
-    pipe = build_pipeline([{"class_path": "outside_noises.OwnEntropy"}])
+    pipe = load_noise(["outside_noises.OwnEntropy"])
     pipe(DOC, sample_rng(0, 0, 0), CTX)  # no global state changes: the call itself passes
     with pytest.raises(noising.PluginContractError, match=r"OwnEntropy gave two different outputs \(tokens\)"):
         noising.check_plugins(pipe, CTX)
 
 
 def test_plug_ins_drawing_only_from_their_rng_pass_and_other_code_may_draw_between_calls(outside):
-    pipe = build_pipeline([{"class_path": "outside_noises.RarelyGlobalRandom"}, {"class_path": "token_masking"}])
+    pipe = load_noise(["outside_noises.RarelyGlobalRandom", "TokenMasking"])
     seeds = [s for s in range(400) if sample_rng(s, 0, 0).random() >= 0.1][:100]
     for seed in seeds:
         random.random()  # the training loop, a logger ...: not the plug-in
         np.random.random()  # noqa: NPY002
         pipe(DOC, sample_rng(seed, 0, 0), CTX)
-    noising.check_plugins(build_pipeline([{"class_path": "outside_noises.MaskEveryNth"}]), CTX)
+    noising.check_plugins(load_noise(["outside_noises.MaskEveryNth"]), CTX)
 
 
 def test_a_draw_from_torchs_generator_fails_the_batch_naming_the_plug_in(outside):
@@ -89,7 +90,7 @@ def test_a_draw_from_torchs_generator_fails_the_batch_naming_the_plug_in(outside
     from bart_pretrain.data.batching import BatchKey
     from bart_pretrain.data.pretrain_dataset import Corruptor, DenoisingDataset
 
-    pipe = build_pipeline([{"class_path": "outside_noises.TorchOnLongDocuments"}])
+    pipe = load_noise(["outside_noises.TorchOnLongDocuments"])
     corruptor = Corruptor(pipe, CTX)  # the start-up probe (3 sentences) sees nothing
     short = {
         "input_ids": [0, 10, 11, 12, 13, 14, 2],
@@ -121,7 +122,7 @@ def world(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("workers", [0, 1])
 def test_pretraining_with_a_rarely_drawing_plug_in_stops_with_one_line(world, tmp_path, outside, capsys, workers):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("noises:\n  - class_path: text_infilling\n  - class_path: outside_noises.RarelyGlobalRandom\n")
+    recipe.write_text("noises:\n  - class_path: TextInfilling\n  - class_path: outside_noises.RarelyGlobalRandom\n")
     args = ["pretrain", "-c", str(world / "pretrain.yaml"), "--report", "false", "--run_dir", str(tmp_path / "run")]
     assert cli_main([*args, "--data.noise", str(recipe), "--data.num_workers", str(workers)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -58,7 +58,6 @@ def _probe(corpus: Path, tokenizer: Path, n: int, buffer: int) -> None:
         train_files=str(corpus),
         val_files=None,
         tokenizer_path=str(tokenizer),
-        noise="configs/noise/bart_large.yaml",
         max_length=64,
         max_tokens=512,
         streaming=True,

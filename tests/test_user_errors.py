@@ -188,14 +188,17 @@ MATRIX = [
     ("config_file_not_yaml", lambda w, d, m: ["pretrain", "-c", str(write(d, "bad.yaml", "data: [unclosed\n"))],
      r"bad\.yaml"),
     # noise recipes
-    ("negative_noise_ratio", lambda w, d, m: pretrain(w, d, "--data.noise", recipe(d, {"class_path": "token_masking",
+    ("negative_noise_ratio", lambda w, d, m: pretrain(w, d, "--data.noise", recipe(d, {"class_path": "TokenMasking",
      "init_args": {"ratio": -0.1}})), r"TokenMasking\.ratio=-0\.1: must be a number in \[0, 1\]"),
     ("misspelt_noise_name", lambda w, d, m: pretrain(w, d, "--data.noise", recipe(d, {"class_path":
-     "text_infiling"})), r"unknown noise 'text_infiling'; available: .*text_infilling"),
+     "TextInfiling"})), r"noise\.yaml.*unknown noise 'TextInfiling': .*one: DocumentRotation, .*TextInfilling"),
+    ("former_noise_name", lambda w, d, m: pretrain(w, d, "--data.noise", recipe(d, {"class_path":
+     "text_infilling"})), r"class_path: text_infilling is the former short name of noising\.TextInfilling"),
     ("unknown_noise_parameter", lambda w, d, m: pretrain(w, d, "--data.noise", recipe(d, {"class_path":
-     "token_masking", "init_args": {"ratoi": 0.3}})), r"ratoi"),
+     "TokenMasking", "init_args": {"ratoi": 0.3}})), r"Option 'ratoi' is not accepted; TokenMasking's parameters: "
+     r"ratio, whole_words"),
     ("noise_recipe_missing", lambda w, d, m: pretrain(w, d, "--data.noise", str(d / "none.yaml")),
-     r"noise recipe .*none\.yaml.* not found"),
+     r"--data\.noise='.*none\.yaml': no such file"),
     ("noise_recipe_not_yaml", lambda w, d, m: pretrain(w, d, "--data.noise", str(write(d, "n.yaml", "a: [b\n"))),
      r"n\.yaml"),
     # input files

@@ -278,7 +278,7 @@ def _show(args: argparse.Namespace, corpus: list[str], pipe: noising.Pipeline, t
     texts = [(t, None) for t in args.text]
     texts += [(t, 1) for t in corpus]
     decode = tok.token_bytes
-    print(f"recipe {args.config}: {' -> '.join(map(repr, pipe.steps)) or '(no noise)'}")
+    print(f"recipe {args.config}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
     print(legend(color))
     index = 0
     for text, limit in texts:

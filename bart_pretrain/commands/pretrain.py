@@ -14,7 +14,8 @@ from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from bart_pretrain.commands.training_cli import TrainingCLI
+import noising
+from bart_pretrain.commands.training_cli import TrainingCLI, find_config_files_as_inputs
 from bart_pretrain.data.pretrain_module import PretrainDataModule
 from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.training.checkpoints import AtomicCheckpointIO, PretrainCheckpoint
@@ -30,7 +31,7 @@ class PretrainCLI(TrainingCLI):
     ``--ckpt_path``."""
 
     # Input paths of a pretraining config, resolved by bart_pretrain.paths (outputs such as --run_dir are not).
-    INPUTS = ("data.train_files", "data.val_files", "data.tokenizer_path", "data.noise", "model.init_from")
+    INPUTS = ("data.train_files", "data.val_files", "data.tokenizer_path", "model.init_from")
 
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
@@ -44,6 +45,8 @@ class PretrainCLI(TrainingCLI):
         )
         parser.add_argument("--report", type=bool, default=True, help="write the end-of-run report and plot")
         parser.link_arguments("data.tokenizer_path", "model.tokenizer_path")
+        find_config_files_as_inputs(parser, "data.noise")  # a recipe file, found as --model.model_config's preset is
+        noising.registry.installed()  # installed plug-ins imported before parsing: their class names then resolve
         # A recipe ending in an objective adds its tokens to the tokenizer: the model's vocabulary follows.
         parser.link_arguments("data.objective_tokens", "model.objective_tokens", apply_on="instantiate")
 

@@ -23,6 +23,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from bart_pretrain.data.noise_config import explain
 from bart_pretrain.errors import Interrupted, UserError, debugging, reading_input, usage_error
 from bart_pretrain.io import DirectoryLock, check_writable_dir, move_aside
 from bart_pretrain.paths import resolve_config_inputs, resolve_input, shipped, where_looked
@@ -189,7 +190,7 @@ class OneLineParser(LightningArgumentParser):
     def error(self, message: str, ex: Exception | None = None):
         if debugging() or not self.exit_on_error:
             super().error(message, ex)
-        usage_error(self.prog, message)
+        usage_error(self.prog, explain(message))  # a noise's message: with what is allowed
 
 
 @contextlib.contextmanager
@@ -215,8 +216,8 @@ def find_config_files_as_inputs(parser, dest: str) -> None:
         try:
             return load(value, parser_)
         except TypeError:
-            if not isinstance(value, str) or not value.endswith(CONFIG_SUFFIXES):
-                raise
+            if not isinstance(value, str) or not value.endswith(CONFIG_SUFFIXES) or Path(value).is_file():
+                raise  # not a file name, or a file that is there: what is wrong is inside it
             found = resolve_input(value)
             if found == value:
                 raise TypeError(f"--{dest}={value!r}: no such file ({where_looked(value)})") from None

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import noising
 from bart_pretrain.data.batching import TokenBudgetBatchSampler, padding_stats
+from bart_pretrain.data.noise_config import DEFAULT_RECIPE, load_noise, recipe_of
 from bart_pretrain.data.pretrain_dataset import Corruptor, DenoisingDataset, document_lengths
 from bart_pretrain.data.pretrain_stream import (
     StreamingDenoisingDataset,
@@ -27,12 +28,14 @@ from bart_pretrain.data.pretrain_stream import (
 )
 from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.tokenizer import DEFAULT_SENTINELS, DEFAULT_TOKENIZER
-from noising import NoiseSpec
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
 # Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; ours resumes through
 # the data module's state (robust to Lightning issue #20550), so the warning does not apply.
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+
+BART_LARGE = load_noise(DEFAULT_RECIPE)
+"""The default noise recipe (``--data.noise``), read from its file: BART-large's."""
 
 
 class PretrainDataModule(pl.LightningDataModule):
@@ -44,7 +47,7 @@ class PretrainDataModule(pl.LightningDataModule):
         val_files: str | list[str] | None = "data/corpus/validation.jsonl",
         text_column: str = "text",
         tokenizer_path: str | None = DEFAULT_TOKENIZER,
-        noise: str | list[NoiseSpec] = "configs/noise/bart_large.yaml",
+        noise: noising.Pipeline = BART_LARGE,
         noise_schedule: NoiseSchedule | None = None,
         max_length: int = 512,
         max_tokens: int = 4096,
@@ -66,8 +69,9 @@ class PretrainDataModule(pl.LightningDataModule):
             tokenizer_path: tokenizer.json (or a directory with it, or vocab.json + merges.txt); the model's
                 vocabulary size is read from it. null: the tokenizer of --model.init_from (what the pretrain command
                 uses when it is not set).
-            noise: the noise recipe: a recipe file (configs/noise/*.yaml, your own) or the list of noises itself,
-                each ``{class_path: text_infilling, init_args: {ratio: 0.3}}`` (``--data.noise.help``).
+            noise: the noise recipe: a recipe file (configs/noise/*.yaml, your own), or its noises
+                (``--data.noise.noises '[{class_path: TokenMasking, init_args: {ratio: 0.3}}]'``;
+                ``--data.noise.noises.help TextInfilling`` lists a noise's parameters).
             noise_schedule: a curriculum: the recipe's strength ramps from ``start`` to full over ``steps``
                 optimizer steps (see noising.schedule); null: full strength throughout. Validation always
                 uses the full recipe.
@@ -85,22 +89,25 @@ class PretrainDataModule(pl.LightningDataModule):
         super().__init__()
         if max_tokens < max_length:
             raise ValueError(f"data.max_tokens={max_tokens} must be >= data.max_length={max_length}")
-        from bart_pretrain.data.noise_config import load_noise
-
+        if not isinstance(noise, noising.Pipeline):
+            raise TypeError(
+                f"data.noise={noise!r}: must be a noising.Pipeline (the command line reads a recipe file into one; in "
+                "Python: bart_pretrain.data.noise_config.load_noise(path))"
+            )
         if isinstance(noise_schedule, dict):
             noise_schedule = NoiseSchedule(**noise_schedule)
         if noise_schedule is not None and noise_schedule.steps and streaming:
             raise ValueError("data.noise_schedule needs map-style data (the step of a streamed batch is not known)")
         # A bad recipe (or a schedule that cannot scale it) fails now, not after the corpus is tokenized.
-        pipeline = load_noise(noise)
-        ScheduledPipeline(pipeline, noise_schedule or NoiseSchedule())
-        self.objective_tokens = DEFAULT_SENTINELS if pipeline.objective is not None else 0
+        ScheduledPipeline(noise, noise_schedule or NoiseSchedule())
+        self.noise, self.noise_schedule = noise, noise_schedule
+        self.objective_tokens = DEFAULT_SENTINELS if noise.objective is not None else 0
         """Sentinels the tokenizer gains (with ``<mask_sentence>``, ``[R]``, ``[S]``, ``[X]``) because the recipe ends
         in an objective; 0: the tokenizer as it is (linked to the model, whose vocabulary follows)."""
-        self.noise_schedule = noise_schedule
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["noise"])
+        self.hparams["noise"] = recipe_of(noise)  # plain data: checkpoints load with weights_only=True
         self.train_files, self.val_files, self.text_column = train_files, val_files, text_column
-        self.tokenizer_path, self.noise_spec = tokenizer_path, noise
+        self.tokenizer_path = tokenizer_path
         self.max_length, self.max_tokens, self.max_sentences = max_length, max_tokens, max_sentences
         self.max_train_documents, self.max_val_documents = max_train_documents, max_val_documents
         self.streaming, self.buffer_size = streaming, buffer_size
@@ -149,10 +156,8 @@ class PretrainDataModule(pl.LightningDataModule):
 
     @reading_input()
     def setup(self, stage: str | None = None) -> None:
-        from bart_pretrain.data.noise_config import load_noise
-
         tok = self._load_tokenizer()
-        self.corruptor = Corruptor(load_noise(self.noise_spec), tok.noise_context(self.max_length), self.noise_schedule)
+        self.corruptor = Corruptor(self.noise, tok.noise_context(self.max_length), self.noise_schedule)
         if self.streaming and stage in (None, "fit"):
             check_stream_source(self.train_files, self.text_column)  # what load_text_dataset checks, up front
         if self.train_docs is None and not self.streaming and stage in (None, "fit"):
@@ -167,9 +172,10 @@ class PretrainDataModule(pl.LightningDataModule):
         ``tokenizer_path``; before the data is prepared. A recipe ending in an objective needs its tokens in it."""
         if self.objective_tokens and len(tokenizer.sentinel_ids) < self.objective_tokens:
             raise ValueError(
-                f"--data.noise {self.noise_spec}: the recipe's objective needs the objective tokens (<extra_id_N>, "
-                "[R], [S], [X], <mask_sentence>), which the model's tokenizer (--model.init_from) lacks; start from a "
-                "checkpoint pretrained with an objective, or from random weights"
+                f"--data.noise: the recipe's objective {type(self.noise.objective).__name__} needs the objective "
+                "tokens (<extra_id_N>, [R], [S], [X], <mask_sentence>), which the model's tokenizer "
+                "(--model.init_from) lacks; start from a checkpoint pretrained with an objective, or from random "
+                "weights"
             )
         self.tokenizer = tokenizer
 
