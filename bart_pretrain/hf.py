@@ -111,15 +111,20 @@ def save_hf(
                 single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
             )
             atomic_write_text(out / "tokenizer.json", backend.to_str(pretty=True) + "\n")
+        # The objective tokens (<mask_sentence>, [R], [S], [X], <extra_id_N>), when the tokenizer has them: special in
+        # transformers too (never split, dropped by skip_special_tokens).
+        extra = [tokenizer.backend.id_to_token(i) for i in getattr(tokenizer, "special_ids", ())[5:]]
+        additional = {"additional_special_tokens": extra} if extra else {}
         tok_config = dict(
             SPECIAL_TOKENS,
+            **additional,
             mask_token="<mask>",
             tokenizer_class="PreTrainedTokenizerFast",
             clean_up_tokenization_spaces=False,  # decode as ours does (4.x's default was True)
             model_max_length=min(max_source_length or c.max_position_embeddings, c.max_position_embeddings),
         )
         atomic_write_json(out / "tokenizer_config.json", tok_config)
-        atomic_write_json(out / "special_tokens_map.json", dict(SPECIAL_TOKENS, mask_token="<mask>"))
+        atomic_write_json(out / "special_tokens_map.json", dict(SPECIAL_TOKENS, mask_token="<mask>", **additional))
     return out
 
 

@@ -5,6 +5,10 @@ special ids fixed: ``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3 and ``<mask>`
 GPT-2/BART ``vocab.json`` + ``merges.txt`` (a vocabulary without BART's specials, like GPT-2's, is renumbered:
 the four specials first, the BPE tokens after them in their order, ``<mask>`` appended).
 `bart-pretrain train-tokenizer --files 'corpus/*.txt' --vocab_size 8192 --out tok/` is the CLI.
+
+Objective tokens (T5 spans, gap sentences, UL2) are special tokens right after ``<mask>``, so no id before them moves:
+``<mask_sentence>`` = mask + 1, ``[R]``, ``[S]``, ``[X]`` = mask + 2 ... mask + 4, ``<extra_id_0>`` ... = mask + 5 ...
+(:meth:`Tokenizer.with_objective_tokens`; pretraining adds them when its recipe ends in an objective).
 """
 
 from __future__ import annotations
@@ -23,6 +27,22 @@ from bart_pretrain.io import atomic_write_json, atomic_write_text
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 MASK = "<mask>"
+MASK_SENTENCE = "<mask_sentence>"
+MODE_TOKENS = ("[R]", "[S]", "[X]")
+DEFAULT_SENTINELS = 100
+"""Sentinels a recipe with an objective adds (T5's 100 ``<extra_id_N>``): up to 99 spans a document."""
+
+
+def sentinel(i: int) -> str:
+    return f"<extra_id_{i}>"
+
+
+def objective_tokens(sentinels: int) -> list[str]:
+    """The objective tokens in id order, as they follow ``<mask>``: ``<mask_sentence>``, ``[R]``, ``[S]``, ``[X]``,
+    then ``sentinels`` sentinels ``<extra_id_0>`` ..."""
+    return [MASK_SENTENCE, *MODE_TOKENS, *(sentinel(i) for i in range(sentinels))]
+
+
 # Smallest sensible vocabulary: the specials, the 256 byte symbols, <mask>.
 DEFAULT_TOKENIZER = "data/tokenizer/tokenizer.json"
 """Where ``make data`` writes the tokenizer: the default of every ``tokenizer_path`` option (written once, here)."""
@@ -67,6 +87,55 @@ class Tokenizer:
         self.mask_id: int = mask_id
         self.vocab_size: int = backend.get_vocab_size(with_added_tokens=True)
         self._word_starts: np.ndarray | None = None
+        self.mask_sentence_id: int | None = backend.token_to_id(MASK_SENTENCE)
+        """``<mask_sentence>`` (None: no objective tokens); ``mode_ids`` and ``sentinel_ids`` follow it."""
+        self.mode_ids: tuple[int, ...] = ()
+        self.sentinel_ids: tuple[int, ...] = ()
+        if self.mask_sentence_id is not None:
+            n = 0
+            while backend.token_to_id(sentinel(n)) is not None:
+                n += 1
+            expected = list(range(mask_id + 1, mask_id + 5 + n))
+            got = [backend.token_to_id(t) for t in objective_tokens(n)]
+            if got != expected:
+                raise ValueError(
+                    f"tokenizer: the objective tokens {MASK_SENTENCE}, {', '.join(MODE_TOKENS)}, <extra_id_0...> have "
+                    f"ids {got}; they must follow {MASK} ({mask_id}) in this order, at {expected[0]}..{expected[-1]}"
+                )
+            self.mode_ids, self.sentinel_ids = tuple(expected[1:4]), tuple(expected[4:])
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """BART's five special ids, then the objective tokens (if any)."""
+        extra = () if self.mask_sentence_id is None else (self.mask_sentence_id, *self.mode_ids, *self.sentinel_ids)
+        return (self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id, *extra)
+
+    def with_objective_tokens(self, sentinels: int = DEFAULT_SENTINELS) -> Tokenizer:
+        """This tokenizer with the objective tokens (``<mask_sentence>``, ``[R]``, ``[S]``, ``[X]``, ``sentinels``
+        sentinels) appended as special tokens right after ``<mask>``; itself if it already has them all. The ids
+        before them do not move, so the model's existing embeddings keep their meaning."""
+        if isinstance(sentinels, bool) or not isinstance(sentinels, int) or sentinels < 2:
+            raise ValueError(f"sentinels={sentinels!r}: must be an integer >= 2 (a span and the closing sentinel)")
+        if len(self.sentinel_ids) >= sentinels:
+            return self
+        if self.mask_id != self.vocab_size - 1 - (0 if self.mask_sentence_id is None else 4 + len(self.sentinel_ids)):
+            raise ValueError(
+                f"tokenizer: {MASK} ({self.mask_id}) is not the last id before the objective tokens (vocabulary of "
+                f"{self.vocab_size}), so they cannot follow it; use a tokenizer with {MASK} last"
+            )
+        backend = tokenizers.Tokenizer.from_str(self.backend.to_str())
+        have = 0 if self.mask_sentence_id is None else 4 + len(self.sentinel_ids)
+        backend.add_special_tokens(objective_tokens(sentinels)[have:])
+        return Tokenizer(backend)
+
+    def decode_with_objective_tokens(self, ids, skip_special_tokens: bool = True) -> str:
+        """The text of ``ids`` with the objective tokens written out (``<extra_id_0> for inviting <extra_id_1>``) and
+        BART's special tokens (``<s>``, ``</s>``, ``<pad>``, ``<mask>``, ``<unk>``) dropped; with
+        ``skip_special_tokens=False`` every special token written out (as :meth:`decode`)."""
+        if not skip_special_tokens:
+            return self.decode(ids, skip_special_tokens=False)
+        drop = {self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id}
+        return self.decode([i for i in ids if int(i) not in drop], skip_special_tokens=False)
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
@@ -146,7 +215,7 @@ class Tokenizer:
         token = self.backend.id_to_token(int(i))
         if token is None:
             raise ValueError(f"token id {i}: outside the vocabulary [0, {self.vocab_size})")
-        if i in (self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id):
+        if i in self.special_ids:
             return token.encode()
         if isinstance(self.backend.decoder, decoders.ByteLevel) and all(c in _BYTE_OF for c in token):
             return bytes(_BYTE_OF[c] for c in token)
@@ -162,7 +231,7 @@ class Tokenizer:
             if not table.any():  # WordPiece-style vocabularies mark continuations instead
                 for token, i in self.backend.get_vocab(with_added_tokens=True).items():
                     table[i] = not token.startswith("##")
-            table[[self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id]] = False
+            table[list(self.special_ids)] = False
             self._word_starts = table
         return self._word_starts
 
@@ -177,6 +246,9 @@ class Tokenizer:
             mask_id=self.mask_id,
             vocab_size=self.vocab_size,
             max_length=max_length,
+            mask_sentence_id=self.mask_sentence_id,
+            mode_ids=self.mode_ids,
+            sentinel_ids=self.sentinel_ids,
         )
 
     def fingerprint(self) -> str:
@@ -226,11 +298,15 @@ def _byte_level(model: models.Model, specials: bool = True) -> tokenizers.Tokeni
     return backend
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
-    """Train a byte-level BPE with ``vocab_size`` ids (fewer if the text has too few distinct pairs).
+def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, sentinels: int = 0) -> Tokenizer:
+    """Train a byte-level BPE with ``vocab_size`` ids (fewer if the text has too few distinct pairs), ``<mask>`` last;
+    with ``sentinels`` > 0, the objective tokens follow it (:meth:`Tokenizer.with_objective_tokens`), beyond
+    ``vocab_size``.
 
     Deterministic: the same texts in the same order give a byte-identical ``tokenizer.json``.
     """
+    if isinstance(sentinels, bool) or not isinstance(sentinels, int) or sentinels < 0 or sentinels == 1:
+        raise ValueError(f"sentinels={sentinels!r}: must be 0 (no objective tokens) or an integer >= 2")
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB_SIZE:
         raise ValueError(f"vocab_size={vocab_size!r}: must be an integer >= {MIN_VOCAB_SIZE} (specials + 256 bytes)")
     backend = _byte_level(models.BPE(), specials=False)
@@ -243,4 +319,5 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     )
     backend.train_from_iterator(texts, trainer=trainer)
     backend.add_special_tokens([MASK])
-    return Tokenizer(backend)
+    tokenizer = Tokenizer(backend)
+    return tokenizer.with_objective_tokens(sentinels) if sentinels else tokenizer

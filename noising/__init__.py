@@ -1,9 +1,12 @@
-"""BART's document corruptions as small, typed, reproducible functions (numpy only).
+"""BART's document corruptions as small, typed, reproducible functions (numpy only), and objectives that define
+their own target (T5 span corruption, PEGASUS gap sentences, UL2's mixture, prefix LM).
 
 A noise is a frozen dataclass (validated hyper-parameters) called as ``noise(doc, rng, ctx)`` -> new
-:class:`Document`; a :class:`Pipeline` (a noise recipe) applies several in order; a config names each by its import
-path (:mod:`noising.registry`: :data:`BUILTINS`, installed plug-ins); :mod:`noising.testing` is the contract test for
-plug-in authors. A pipeline checks every plug-in's output and the
+:class:`Document` (the target is the original); an :class:`Objective` is called the same way and returns an
+:class:`Example` (source, target); a :class:`Pipeline` (a recipe) applies several noises in order, then its
+objective if the recipe ends with one; a config names each by its import path (:mod:`noising.registry`:
+:data:`BUILTINS`, installed plug-ins); :mod:`noising.testing` is the contract test for plug-in authors. A pipeline
+checks every plug-in's output and the
 global random generators' states (:mod:`noising.global_random`) on each call, and :func:`check_plugins` checks them
 at start-up (same seed, same output); a violation is a :class:`PluginContractError` naming the class and the rule.
 See the README's plug-in guide.
@@ -45,32 +48,57 @@ Deliberate differences from fairseq's ``DenoisingDataset`` (fairseq/data/denoisi
     identity for every noise; documents of only <s></s>, one token, or only special ids are all valid input.
 13. Uniform integers are drawn as ``floor(u * n)`` from ``rng.random`` (3x cheaper than ``rng.integers``;
     bias below ``n / 2**53``).
+
+The objectives, against their papers' reference code (t5.data.preprocessors, PEGASUS, UL2):
+
+14. T5 spans: counts as T5's ``random_spans_noise_mask`` (``round(ratio * n)`` tokens, at least 1, in
+    ``round(noise / mean_span)`` spans, uniform compositions, text before every span), but text may follow the last
+    span (T5's code always ends on a span) and the target always ends with a closing sentinel, as the paper's figure
+    shows; at most ``n - 2`` tokens and ``n - noise - 1`` spans, so the target is never longer than the document
+    (documents of fewer than 3 content tokens: source = document, target ``<s></s>``). Sentinels count up from
+    ``<extra_id_0>`` at the first id after the other objective tokens (T5's count down from the vocabulary's end).
+15. Gap sentences: ROUGE-1 over the document's words as token sequences (PEGASUS scores detokenized words); the
+    count is ``ceil(ratio * sentences)`` as for every noise here; no token masking alongside (PEGASUS's MLM).
+16. UL2: the mode token takes ``<s>``'s place (first in the source, no length added); X is two denoisers (spans of
+    mean 32 at 15%, or of mean 3 at 50%) drawn half and half, and the default weights 2 : 1 : 4 give the paper's
+    seven denoisers equal chances; S cuts at a uniform token (both sides non-empty).
 """
 
 from noising._ops import edit
-from noising.base import Document, Noise, NoiseContext, sample_rng
+from noising.base import Corruption, Document, Example, Noise, NoiseContext, Objective, sample_rng
 from noising.document_rotation import DocumentRotation
+from noising.gap_sentences import GapSentences
 from noising.pipeline import Pipeline, PluginContractError, check_plugins
+from noising.prefix_lm import PrefixLM
 from noising.random_insertion import RandomInsertion
 from noising.registry import BUILTINS
 from noising.sentence_permutation import SentencePermutation
+from noising.t5_spans import T5SpanCorruption
 from noising.text_infilling import TextInfilling
 from noising.token_deletion import TokenDeletion
 from noising.token_masking import TokenMasking
+from noising.ul2 import UL2Mixture
 
 __all__ = [
     "BUILTINS",
+    "Corruption",
     "Document",
     "DocumentRotation",
+    "Example",
+    "GapSentences",
     "Noise",
     "NoiseContext",
+    "Objective",
     "Pipeline",
     "PluginContractError",
+    "PrefixLM",
     "RandomInsertion",
     "SentencePermutation",
+    "T5SpanCorruption",
     "TextInfilling",
     "TokenDeletion",
     "TokenMasking",
+    "UL2Mixture",
     "edit",
     "check_plugins",
     "sample_rng",

@@ -121,3 +121,67 @@ def replacement_values(rng: np.random.Generator, ctx: NoiseContext, n: int, rand
     if random_ratio == 0:
         return np.full(n, ctx.mask_id, dtype=np.int64)
     return np.where(rng.random(n) < random_ratio, ctx.random_tokens(rng, n), ctx.mask_id)
+
+
+def random_segmentation(rng: np.random.Generator, total: int, parts: int) -> np.ndarray:
+    """``parts`` positive integers summing to ``total``, uniform over all such compositions (T5's
+    ``_random_segmentation``): ``parts - 1`` distinct cut points among the ``total - 1`` inner boundaries."""
+    if parts <= 1:
+        return np.array([total], dtype=np.int64)
+    cuts = np.sort(rng.permutation(total - 1)[: parts - 1] + 1)
+    return np.diff(np.concatenate(([0], cuts, [total]))).astype(np.int64)
+
+
+def t5_spans(
+    rng: np.random.Generator, content: int, ratio: float, mean_span: float, max_spans: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(start offsets in ``[0, content)``, lengths) of the noise spans of T5's span corruption over ``content`` tokens.
+
+    ``round(ratio * content)`` tokens (at least 1 when ``ratio > 0``; at most ``content - 2``) in
+    ``round(noise / mean_span)`` spans (at least 1, at most ``max_spans``), each a uniformly random composition
+    as in T5's ``random_spans_noise_mask``: text always comes before a span (spans never touch) and may follow the
+    last one. The counts leave room for one closing sentinel, so ``noise + spans + 1 <= content``: the target
+    (``<s>``, a sentinel before each span, the closing sentinel, ``</s>``) is never longer than the document. Empty
+    when ``content < 3`` or ``ratio == 0``.
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    if content < 3 or ratio == 0 or max_spans < 1:
+        return empty, empty
+    noise = min(max(round(ratio * content), 1), content - 2)
+    spans = min(max(round(noise / mean_span), 1), noise, content - noise - 1, max_spans)
+    noise_lengths = random_segmentation(rng, noise, spans)
+    # spans + 1 stretches of text: the first `spans` positive (before each span), the last >= 0 (after the last).
+    text_lengths = random_segmentation(rng, content - noise + 1, spans + 1)
+    text_lengths[-1] -= 1
+    starts = np.cumsum(text_lengths[:-1]) + np.cumsum(noise_lengths) - noise_lengths
+    return starts.astype(np.int64), noise_lengths
+
+
+def spans_to_example(
+    tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray, sentinels: tuple[int, ...], first: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(source, target) of span corruption on ``tokens`` (``<s> ... </s>``) with noise spans at content offsets
+    ``starts`` (sorted, not touching) of ``lengths``: the source keeps the text with span ``i`` replaced by
+    ``sentinels[i]`` and starts with ``first`` (``<s>``, or a mode token); the target is ``<s>``, then each span
+    after its sentinel, then the closing sentinel ``sentinels[len(spans)]`` and ``</s>`` (T5's format)."""
+    content = tokens[1:-1]
+    bos, eos = tokens[0], tokens[-1]
+    n = len(starts)
+    if n == 0:
+        return np.concatenate(([first], content, [eos])).astype(np.int64), np.array([bos, eos], dtype=np.int64)
+    ids = np.asarray(sentinels[: n + 1], dtype=np.int64)
+    bounds = np.zeros(len(content) + 1, dtype=np.int64)
+    np.add.at(bounds, starts, 1)
+    np.add.at(bounds, starts + lengths, -1)
+    is_noise = np.cumsum(bounds[:-1]) > 0
+    # Source: text tokens, each span's first token replaced by its sentinel, the rest of the span dropped.
+    source = content.copy()
+    source[starts] = ids[:n]
+    keep = ~is_noise
+    keep[starts] = True
+    # Target: span tokens, each preceded by its sentinel; then the closing sentinel.
+    target = np.insert(content[is_noise], np.cumsum(lengths) - lengths, ids[:n])
+    return (
+        np.concatenate(([first], source[keep], [eos])).astype(np.int64),
+        np.concatenate(([bos], target, [ids[n]], [eos])).astype(np.int64),
+    )

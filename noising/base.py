@@ -1,8 +1,9 @@
-"""The noising contract: the document type, the context of special ids, and the base class of every noise.
+"""The noising contract: the document type, the context of special ids, and the base classes of every corruption.
 
 A noise is a frozen dataclass whose fields are its hyper-parameters (validated in ``__post_init__``), called
 as ``noise(doc, rng, ctx)``. It returns a NEW :class:`Document` and never mutates its input, and draws randomness
-from ``rng`` only.
+from ``rng`` only; the target is the original. An :class:`Objective` is called the same way and defines the target
+too: it returns an :class:`Example` (source, target).
 """
 
 from __future__ import annotations
@@ -59,9 +60,20 @@ class NoiseContext:
     mask_id: int = 4
     vocab_size: int = 5
     max_length: int = 1024
-    """Longest allowed document (tokens, with ``<s>``/``</s>``); insertion never grows a document past it."""
+    """Longest allowed document (tokens, with ``<s>``/``</s>``); insertion never grows a document past it. An
+    objective's source and target are never longer either."""
+    mask_sentence_id: int | None = None
+    """``<mask_sentence>``: a whole sentence removed (gap sentences); None without objective tokens."""
+    mode_ids: tuple[int, ...] = ()
+    """The mode tokens ``[R]``, ``[S]``, ``[X]`` (UL2), in that order; empty without objective tokens."""
+    sentinel_ids: tuple[int, ...] = ()
+    """``<extra_id_0>``, ``<extra_id_1>``, ...: span sentinels (T5, UL2), in order; empty without objective tokens."""
 
     def __post_init__(self):
+        object.__setattr__(self, "mode_ids", tuple(int(i) for i in self.mode_ids))
+        object.__setattr__(self, "sentinel_ids", tuple(int(i) for i in self.sentinel_ids))
+        if self.mode_ids and len(self.mode_ids) != 3:
+            raise ValueError(f"mode_ids={self.mode_ids}: must be the three ids of [R], [S], [X] (or empty)")
         if self.vocab_size <= max(self.special_ids):
             raise ValueError(f"vocab_size={self.vocab_size} must exceed every special id {self.special_ids}")
         if self.max_length < 2:
@@ -69,7 +81,10 @@ class NoiseContext:
 
     @property
     def special_ids(self) -> tuple[int, ...]:
-        return (self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id)
+        """Every special id: BART's five, then the objective tokens the tokenizer has (none by default)."""
+        extra = () if self.mask_sentence_id is None else (self.mask_sentence_id,)
+        return (self.bos_id, self.pad_id, self.eos_id, self.unk_id, self.mask_id, *extra, *self.mode_ids,
+                *self.sentinel_ids)  # fmt: skip
 
     def random_tokens(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` ids drawn uniformly from the vocabulary with every special id excluded."""
@@ -85,10 +100,39 @@ class NoiseContext:
         return specials - np.arange(len(specials))
 
 
-class Noise:
-    """Base class of every corruption. Subclasses are frozen dataclasses and implement ``__call__``."""
+class Corruption:
+    """What a recipe lists (the type of :attr:`noising.Pipeline.noises`): a :class:`Noise`, or last an
+    :class:`Objective`. Subclass one of those two, never this."""
+
+
+class Noise(Corruption):
+    """Base class of every corruption that keeps the original as the target. Subclasses are frozen dataclasses and
+    implement ``__call__``."""
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Example:
+    """What an objective makes of one document: the encoder's ``source`` and the decoder's ``target`` (1-D int64).
+
+    source: ``<s> ... </s>`` (an objective announcing a mode, such as UL2, puts its mode token in ``<s>``'s place).
+    target: ``<s> ... </s>``.
+    """
+
+    source: np.ndarray
+    target: np.ndarray
+
+
+class Objective(Corruption):
+    """Base class of a corruption that defines its own target (T5 spans, gap sentences, UL2, prefix LM): a frozen
+    dataclass implementing ``__call__(doc, rng, ctx) -> Example``. Same rules as a :class:`Noise`: validated fields,
+    randomness from ``rng`` only, the input never modified; source and target no longer than ``ctx.max_length`` (or
+    the input, if longer); the only special ids it adds are ``<mask>``, ``<mask_sentence>``, the sentinels and (first
+    in the source, in ``<s>``'s place) a mode token. In a recipe it comes last, after any noises."""
+
+    def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Example:
         raise NotImplementedError
 
 

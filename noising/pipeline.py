@@ -1,5 +1,5 @@
-"""An ordered list of noises (a recipe, built by the config parser or in code), with a cheap output check around
-plug-ins.
+"""An ordered list of noises, optionally ending in an objective (a recipe, built by the config parser or in code),
+with a cheap output check around plug-ins.
 
 ``Pipeline([TextInfilling(ratio=0.3), SentencePermutation()])``. Built-ins (:data:`noising.BUILTINS`) are trusted
 (their tests prove the contract); any other noise runs on read-only views of its input, its output is checked, and so
@@ -13,39 +13,78 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from noising.base import Document, Noise, NoiseContext, sample_rng
+from noising.base import Corruption, Document, Example, Noise, NoiseContext, Objective, sample_rng
 from noising.global_random import changed, global_random_state
 from noising.registry import BUILTINS
 
 
 @dataclass(frozen=True, repr=False)
 class Pipeline:
-    """A noise recipe: ``noises`` applied in order to one document, all drawing from the sample's generator (the type
-    of ``--data.noise``; a recipe file, ``configs/noise/*.yaml``, holds its ``noises``)."""
+    """A recipe: ``noises`` applied in order to one document, all drawing from the sample's generator; an
+    :class:`Objective` given last then makes the (source, target) pair (:meth:`example`). The type of
+    ``--data.noise``; a recipe file, ``configs/noise/*.yaml``, holds its ``noises``."""
 
-    noises: list[Noise] = field(default_factory=list)
-    """The noises, applied in order, each ``{class_path: noising.TextInfilling, init_args: {ratio: 0.3}}``: an import
-    path (a plug-in's too: ``my_pkg.WordShuffle``) or the class name of a built-in or installed noise."""
+    noises: list[Corruption] = field(default_factory=list)
+    """The noises, applied in order, and optionally last an objective, each ``{class_path: noising.TextInfilling,
+    init_args: {ratio: 0.3}}``: an import path (a plug-in's too: ``my_pkg.WordShuffle``) or the class name of a
+    built-in or installed noise or objective (``noising.T5SpanCorruption``)."""
 
     def __post_init__(self) -> None:
         # A copy, so the caller's list cannot change it; a list, not a tuple: the config parser prints a list's noises.
-        object.__setattr__(self, "noises", list(self.noises))
-        for i, noise in enumerate(self.noises):
-            if not isinstance(noise, Noise):
-                raise TypeError(f"noises[{i}]={noise!r}: not a noising.Noise instance")
-        trusted = tuple(type(n) in BUILTINS for n in self.noises)
+        steps = list(self.noises)
+        object.__setattr__(self, "noises", steps)
+        for i, step in enumerate(steps):
+            if isinstance(step, Objective) and i != len(steps) - 1:
+                raise TypeError(
+                    f"noises[{i}]={step!r}: an objective (it defines the target) must come last in a recipe, after "
+                    "the noises"
+                )
+            if not isinstance(step, (Noise, Objective)):
+                raise TypeError(f"noises[{i}]={step!r}: not a noising.Noise or noising.Objective instance")
+        objective = steps[-1] if steps and isinstance(steps[-1], Objective) else None
+        trusted = tuple(type(s) in BUILTINS for s in steps)
+        object.__setattr__(self, "objective", objective)
         object.__setattr__(self, "trusted", trusted)
-        object.__setattr__(self, "plugins", tuple(_name(n) for n, t in zip(self.noises, trusted, strict=True) if not t))
+        object.__setattr__(self, "objective_trusted", objective is not None and trusted[-1])
+        object.__setattr__(self, "plugins", tuple(_name(s) for s, t in zip(steps, trusted, strict=True) if not t))
+        corrupting = len(steps) - (objective is not None)
+        object.__setattr__(self, "_corruptions", tuple(zip(steps[:corrupting], trusted[:corrupting], strict=True)))
 
+    objective: Objective | None = field(init=False, compare=False)
+    """The last step when it defines the target; None: the target is the original document."""
     trusted: tuple[bool, ...] = field(init=False, compare=False)
-    """Per noise: a built-in (its tests prove the contract) rather than a plug-in (checked on every call)."""
+    """Per step (noise or objective): a built-in (its tests prove the contract) rather than a plug-in (checked on
+    every call)."""
+    objective_trusted: bool = field(init=False, compare=False)
+    """The objective is a built-in (False without one)."""
     plugins: tuple[str, ...] = field(init=False, compare=False)
     """The plug-ins' names (``module.Class``), as errors name them."""
+    _corruptions: tuple[tuple[Noise, bool], ...] = field(init=False, compare=False)
+    """(noise, trusted) of the steps before the objective."""
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
-        for noise, trusted in zip(self.noises, self.trusted, strict=True):
+        if self.objective is not None:
+            raise TypeError(
+                f"this recipe ends with the objective {_name(self.objective)}, which defines the target: "
+                "call .example(doc, rng, ctx) for the (source, target) pair"
+            )
+        return self.corrupt(doc, rng, ctx)
+
+    def corrupt(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
+        """The document after the noises (not the objective)."""
+        for noise, trusted in self._corruptions:
             doc = noise(doc, rng, ctx) if trusted else checked_call(noise, doc, rng, ctx)
         return doc
+
+    def example(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Example:
+        """(source, target) of one document: the noises, then the objective on what they made; without an objective,
+        the target is the original document."""
+        noised = self.corrupt(doc, rng, ctx)
+        if self.objective is None:
+            return Example(noised.tokens, doc.tokens)
+        if self.objective_trusted:
+            return self.objective(noised, rng, ctx)
+        return checked_objective_call(self.objective, noised, rng, ctx)
 
     def __len__(self) -> int:
         return len(self.noises)
@@ -54,7 +93,7 @@ class Pipeline:
         return f"Pipeline({list(self.noises)!r})"
 
 
-def _name(noise: Noise) -> str:
+def _name(noise: Noise | Objective) -> str:
     return f"{type(noise).__module__}.{type(noise).__qualname__}"
 
 
@@ -147,9 +186,9 @@ def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = 
     document with each seed through :func:`checked_call` (which refuses any draw from a global generator) and refuse
     it if the two outputs differ, i.e. it draws from another random source than the generator it is given (the
     clock, the OS, a generator of its own), which would make a batch depend on the worker, the rank and the run
-    instead of (seed, epoch, index)."""
+    instead of (seed, epoch, index). A plug-in objective is checked the same way (:func:`checked_objective_call`)."""
     doc = probe_document(ctx)
-    for noise, trusted in zip(pipeline.noises, pipeline.trusted, strict=True):
+    for noise, trusted in pipeline._corruptions:
         if trusted:
             continue
         name = _name(noise)
@@ -161,3 +200,62 @@ def check_plugins(pipeline: Pipeline, ctx: NoiseContext, seeds: Sequence[int] = 
                     raise _broke(
                         name, f"gave two different outputs ({part}) for one document and one seed ({seed})", RNG_RULE
                     )
+    objective = pipeline.objective
+    if objective is not None and not pipeline.objective_trusted:
+        for seed in seeds:
+            first = checked_objective_call(objective, doc, sample_rng(seed, 0, 0), ctx)
+            again = checked_objective_call(objective, doc, sample_rng(seed, 0, 0), ctx)
+            for part in ("source", "target"):
+                if not np.array_equal(getattr(first, part), getattr(again, part)):
+                    what = f"gave two different outputs ({part}) for one document and one seed ({seed})"
+                    raise _broke(_name(objective), what, RNG_RULE)
+
+
+def checked_objective_call(objective: Objective, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Example:
+    """:func:`checked_call` for a plug-in objective: read-only input, no draw from a global generator, and an
+    :class:`Example` whose source and target are 1-D integer arrays of ids in ``[0, vocab_size)``, ``<s>`` (or, in
+    the source, a mode token) first and ``</s>`` last, no longer than ``ctx.max_length`` (or the input), adding no
+    ``<s>``, ``</s>``, ``<pad>`` or ``<unk>`` the input did not hold, and mode tokens only first in the source."""
+    name = _name(objective)
+    view = Document(_read_only(doc.tokens), _read_only(doc.word_starts), _read_only(doc.sentence_starts))
+    before = global_random_state()
+    try:
+        out = objective(view, rng, ctx)
+    except ValueError as e:
+        if "read-only" in str(e):
+            rule = "return new arrays, never modify the input"
+            raise _broke(name, f"modified its input document ({e})", rule) from e
+        raise
+    after = global_random_state()
+    if after != before and changed(before, after):
+        drawn = " and ".join(changed(before, after))
+        raise _broke(name, f"drew from {drawn} (its state changed during the call)", RNG_RULE)
+    if not isinstance(out, Example):
+        raise _broke(name, f"returned a {type(out).__name__}, not a noising.Example", "return a noising.Example")
+    arrays = {}
+    for part in ("source", "target"):
+        a = getattr(out, part)
+        if not isinstance(a, np.ndarray) or a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+            got = getattr(a, "dtype", type(a).__name__)
+            raise _broke(name, f"returned a {part} of type {got}", f"the {part} is a 1-D integer array (int64)")
+        firsts = (ctx.bos_id, *ctx.mode_ids) if part == "source" else (ctx.bos_id,)
+        if len(a) < 2 or a[0] not in firsts or a[-1] != ctx.eos_id:
+            what = f"returned a {part} without <s> (id {ctx.bos_id}) first or </s> (id {ctx.eos_id}) last"
+            rule = "<s> (or, in the source, a mode token) first and </s> last"
+            raise _broke(name, what, rule)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= ctx.vocab_size:
+            what = f"returned {part} ids in [{lo}, {hi}], outside [0, {ctx.vocab_size})"
+            raise _broke(name, what, "ids stay inside the vocabulary (ctx.vocab_size)")
+        if len(a) > max(ctx.max_length, len(doc.tokens)):
+            what = f"returned a {part} of {len(a)} tokens, past max_length"
+            raise _broke(name, what, f"source and target never longer than ctx.max_length={ctx.max_length}")
+        inside, given = a[1:-1], doc.tokens[1:-1]
+        for special in (ctx.bos_id, ctx.eos_id, ctx.pad_id, ctx.unk_id, *ctx.mode_ids):
+            added = int(np.count_nonzero(inside == special)) - int(np.count_nonzero(given == special))
+            if added > 0:
+                what = f"put {added} special id {special} inside its {part} that the input did not hold"
+                rule = "add only <mask>, <mask_sentence>, sentinels and (first in the source) a mode token"
+                raise _broke(name, what, rule)
+        arrays[part] = a if a.flags.writeable and a.dtype == np.int64 else np.array(a, dtype=np.int64)
+    return Example(arrays["source"], arrays["target"])

@@ -6,7 +6,9 @@ copyable text to learn that from, then the real objective takes over. The streng
 
 - ``"ratio"``: every noise's amount field (``ratio``, or ``probability`` for rotation) is multiplied by the strength;
 - ``"mix"``: each sample is corrupted by the full recipe with probability = strength, else left as it is (works
-  for any plug-in, whatever its fields).
+  for any plug-in, whatever its fields). For a recipe ending in an objective, a sample left as it is is the identity
+  pair (document, document): what a from-scratch model learns to copy from. ``"ratio"`` is refused for such a
+  recipe: a lighter objective still has its own target, not copyable text.
 
 The strength is a pure function of the step, and the step of a sample is a function of its batch's position, so a
 scheduled run is as reproducible (workers, ranks, resume) as an unscheduled one.
@@ -20,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from noising.base import Document, Noise, NoiseContext, check_choice, check_fraction
+from noising.base import Document, Example, Noise, NoiseContext, check_choice, check_fraction
 from noising.pipeline import Pipeline
 
 AMOUNT_FIELDS = ("ratio", "probability")
@@ -60,6 +62,12 @@ class NoiseSchedule:
         """Raise ``ValueError`` at start-up if ``mode="ratio"`` meets a noise without an amount field."""
         if self.mode != "ratio" or self.steps == 0:
             return
+        if pipeline.objective is not None:
+            raise ValueError(
+                f"noise_schedule.mode='ratio': the recipe ends with the objective {type(pipeline.objective).__name__}, "
+                "whose target is not the document, so a lighter one gives no copyable samples; use mode 'mix' (a "
+                "share of the samples are the pair (document, document))"
+            )
         for i, noise in enumerate(pipeline.noises):
             if amount_field(noise) is None:
                 raise ValueError(
@@ -87,6 +95,16 @@ class ScheduledPipeline:
                 noises.append(dataclasses.replace(noise, **{name: getattr(noise, name) * s}))
             self._scaled[key] = Pipeline(noises)
         return self._scaled[key]
+
+    def example(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext, step: float) -> Example:
+        """(source, target) at ``step``: :meth:`Pipeline.example` of the scheduled recipe; in ``mix`` mode a sample
+        left as it is is (document, document). Without an objective, the same draws and tokens as ``__call__``."""
+        strength = self.schedule.strength(step)
+        if strength >= 1.0:
+            return self.pipeline.example(doc, rng, ctx)
+        if self.schedule.mode == "mix":
+            return self.pipeline.example(doc, rng, ctx) if rng.random() < strength else Example(doc.tokens, doc.tokens)
+        return self.at(strength).example(doc, rng, ctx)
 
     def __call__(self, doc: Document, rng: np.random.Generator, ctx: NoiseContext, step: float) -> Document:
         strength = self.schedule.strength(step)

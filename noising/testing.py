@@ -2,6 +2,7 @@
 
     from noising.testing import check_noise
     check_noise(MyNoise(p=0.2))            # raises AssertionError naming the broken invariant
+    check_objective(MyObjective(p=0.2))    # the same for an objective: (source, target)
 
 It runs the noise over edge-case and random documents with many seeds and checks: the input is unchanged,
 ``<s>`` first and ``</s>`` last, ids inside ``[0, vocab_size)``, consistent ``word_starts``/``sentence_starts`` (the
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from noising.base import Document, Noise, NoiseContext, sample_rng
+from noising.base import Document, Noise, NoiseContext, Objective, sample_rng
 
 DEFAULT_CONTEXT = NoiseContext(bos_id=0, pad_id=1, eos_id=2, unk_id=3, mask_id=99, vocab_size=100, max_length=96)
 
@@ -104,3 +105,47 @@ def check_noise(
                 assert np.array_equal(getattr(out, field), getattr(again, field)), f"{what}: same seed, other {field}"
             if keeps_multiset:
                 assert np.array_equal(np.sort(out.tokens), np.sort(doc.tokens)), f"{what}: tokens changed, not moved"
+
+
+OBJECTIVE_CONTEXT = NoiseContext(
+    bos_id=0, pad_id=1, eos_id=2, unk_id=3, mask_id=99, vocab_size=124, max_length=96,
+    mask_sentence_id=100, mode_ids=(101, 102, 103), sentinel_ids=tuple(range(104, 124)),
+)  # fmt: skip
+"""A context with the objective tokens, laid out as the tokenizer lays them out: ``<mask_sentence>``, ``[R]``, ``[S]``,
+``[X]``, then 20 sentinels, after ``<mask>``."""
+
+
+def check_objective(
+    objective: Objective,
+    ctx: NoiseContext = OBJECTIVE_CONTEXT,
+    seeds: Iterable[int] = range(20),
+    docs: Iterable[Document] | None = None,
+) -> None:
+    """Check ``objective`` against the contract over edge-case and random documents x ``seeds``: the input is
+    unchanged, and the :class:`~noising.Example` it returns passes the run-time checks of plug-in objectives
+    (``noising.pipeline.checked_objective_call``: int64 source and target, ``<s>`` (or a mode token, in the source)
+    first and ``</s>`` last, ids in range, no special id added where it is not allowed, no longer than
+    ``ctx.max_length``); and the same seed gives the same output. Raises ``AssertionError`` naming the broken rule."""
+    from noising.pipeline import PluginContractError, checked_objective_call
+
+    name = type(objective).__name__
+    if docs is None:
+        make = np.random.default_rng(12345)
+        docs = edge_documents(ctx) + [random_document(make, ctx) for _ in range(10)]
+    for d, doc in enumerate(list(docs)):
+        assert_valid_document(doc, ctx, f"input document {d}")
+        for seed in seeds:
+            what = f"{name} on document {d} with seed {seed}"
+            fields = ("tokens", "word_starts", "sentence_starts")
+            before = [getattr(doc, f).copy() for f in fields]
+            out = objective(doc, sample_rng(seed, 0, d), ctx)
+            for field, old in zip(fields, before, strict=True):
+                assert np.array_equal(old, getattr(doc, field)), f"{what}: modified its input's {field}"
+            try:
+                checked = checked_objective_call(objective, doc, sample_rng(seed, 0, d), ctx)
+            except PluginContractError as e:
+                raise AssertionError(f"{what}: {e}") from None
+            for field in ("source", "target"):
+                got = getattr(out, field)
+                assert isinstance(got, np.ndarray) and got.dtype == np.int64, f"{what}: {field} must be int64"
+                assert np.array_equal(got, getattr(checked, field)), f"{what}: same seed, other {field}"

@@ -561,29 +561,15 @@ def test_rank_correlations_on_known_inputs():
 
 
 # --- the shipped configs ------------------------------------------------------------------------------------
-OBJECTIVE_RECIPES = {"configs/noise/t5_spans.yaml", "configs/noise/gap_sentences.yaml", "configs/noise/ul2.yaml",
-                     "configs/noise/prefix_lm.yaml"}  # fmt: skip
-"""The objectives issue #21 adds (written on branch `obj`): tolerated as missing here until that branch is merged."""
-
-
 @pytest.mark.parametrize("path", sorted((CONFIGS / "ablation").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_ablation_configs_load_and_their_cells_parse(path, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    raw = yaml.safe_load(path.read_text())
-    missing = sorted(r for r in raw["recipes"] if r in OBJECTIVE_RECIPES and not (REPO / r).is_file())
-    if missing:  # check the rest now; the objectives' recipes come with their branch
-        raw["recipes"] = [r for r in raw["recipes"] if r not in missing]
-        path = tmp_path / path.name
-        path.write_text(yaml.safe_dump(raw))
     config = load_config(path, out_dir=str(tmp_path / "never-written"))
     assert len(config.seeds) >= 2
     if path.stem == "default":
         assert [r.paper is not None for r in config.recipes].count(True) == 6
-        assert len(config.recipes) + len(missing) == 10 and config.pretrain_target_tokens is not None
+        assert len(config.recipes) == 10 and config.pretrain_target_tokens is not None
     ablation.check_overrides(config)  # raises UserError naming the override the CLI rejects
-    if missing:
-        pytest.skip(f"{', '.join(missing)}: written on branch `obj` (issue #21 section 1), not yet merged; the rest "
-                    "of this config loads and its cells parse")  # fmt: skip
 
 
 def test_measured_target_tokens_are_the_same_for_the_same_seed(tmp_path):

@@ -51,11 +51,19 @@ def test_pretrain_help_types_the_noise_recipe(capsys):
     code, out, _ = _exit_output(pretrain.main, ["--help"], capsys)
     out = " ".join(out.split())  # help lines wrap at the terminal's width
     assert code == 0 and "--data.noise CONFIG" in out
-    assert "(type: list[Noise], default: [{'class_path': 'noising.TextInfilling'," in out
-    assert "known subclasses: noising.Noise, noising.DocumentRotation, noising.RandomInsertion," in out
+    assert "(type: list[Corruption], default: [{'class_path': 'noising.TextInfilling'," in out
+    assert (
+        "known subclasses: noising.Corruption, noising.Noise, noising.DocumentRotation, noising.RandomInsertion," in out
+    )
+    assert (
+        "noising.Objective, noising.GapSentences, noising.PrefixLM, noising.T5SpanCorruption, noising.UL2Mixture" in out
+    )
     code, out, _ = _exit_output(pretrain.main, ["--data.noise.noises.help", "TextInfilling"], capsys)
     out = " ".join(out.split())
     assert code == 0 and "--data.noise.noises.poisson_lambda POISSON_LAMBDA Mean of the Poisson span length" in out
+    code, out, _ = _exit_output(pretrain.main, ["--data.noise.noises.help", "T5SpanCorruption"], capsys)
+    out = " ".join(out.split())
+    assert code == 0 and "--data.noise.noises.mean_span MEAN_SPAN Mean span length" in out
 
 
 def test_a_dotted_model_config_override_changes_the_built_model(world, tmp_path):
@@ -89,6 +97,17 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert printed["model"]["model_config"]["d_model"] == 64 and printed["model"]["model_config"]["encoder_layers"] == 2
     fields = {"ratio": 0.15, "whole_words": False, "random_ratio": 0.1, "keep_ratio": 0.0}  # every field, typed
     assert printed["data"]["noise"] == {"noises": [{"class_path": "noising.TokenMasking", "init_args": fields}]}
+    (tmp_path / "printed.yaml").write_text(first)
+    code, second, _ = _exit_output(pretrain.main, ["-c", str(tmp_path / "printed.yaml"), "--print_config"], capsys)
+    assert code == 0 and second == first
+
+
+def test_print_config_shows_an_objective_recipe_with_every_field_and_round_trips(tmp_path, capsys):
+    base = ["-c", str(REPO / "configs" / "pretrain" / "tiny.yaml"), "--data.noise", "configs/noise/t5_spans.yaml"]
+    code, first, _ = _exit_output(pretrain.main, [*base, "--print_config"], capsys)
+    assert code == 0
+    t5 = {"class_path": "noising.T5SpanCorruption", "init_args": {"ratio": 0.15, "mean_span": 3.0}}
+    assert yaml.safe_load(first)["data"]["noise"] == {"noises": [t5]}
     (tmp_path / "printed.yaml").write_text(first)
     code, second, _ = _exit_output(pretrain.main, ["-c", str(tmp_path / "printed.yaml"), "--print_config"], capsys)
     assert code == 0 and second == first

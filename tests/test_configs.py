@@ -35,8 +35,7 @@ def test_noise_recipes_parse_through_noise_preview(path):
     assert len(pipeline) == len(yaml.safe_load(path.read_text())["noises"])
 
 
-# LEAD: `ablate` is moving to jsonargparse (the ablation helper's branch); connect this test to its parser
-# (`-c <config> --print_config`) when merging. Until then the configs go through its own loader.
+# `ablate`'s parser (jsonargparse, as every command's): load_config parses the file and checks its recipes and cells.
 @pytest.mark.parametrize("path", _yamls("ablation"), ids=lambda p: p.stem)
 def test_ablation_configs_load(path):
     from bart_pretrain.commands.ablation_config import load_config

@@ -66,15 +66,17 @@ def test_recipe_errors_name_the_file_and_the_noise(tmp_path):
         ({"class_path": "text_infilling"}, "class_path: text_infilling is the former short name of "
          "noising.TextInfilling: write that instead"),
         ({"class_path": "text_infiling"}, "unknown noise 'text_infiling': name a noise by its import path "
-         "(my_pkg.MyNoise) or by the class name of a built-in or installed one: DocumentRotation, RandomInsertion, "
-         "SentencePermutation, TextInfilling, TokenDeletion, TokenMasking"),
+         "(my_pkg.MyNoise) or by the class name of a built-in or installed one: DocumentRotation, GapSentences, "
+         "PrefixLM, RandomInsertion, SentencePermutation, T5SpanCorruption, TextInfilling, TokenDeletion, "
+         "TokenMasking, UL2Mixture"),
         ({"class_path": "TextInfilling", "init_args": {"lamda": 3}}, "Option 'lamda' is not accepted; TextInfilling's "
          "parameters: ratio, poisson_lambda, whole_words, replace_length, mask_random"),
         ({"class_path": "TokenMasking", "init_args": {"ratio": "a"}}, 'key "ratio": Expected a <class \'float\'>'),
         ({"class_path": "no_such_module.Noise"}, "No module named 'no_such_module'; a module of your own must be "
          "importable: put its directory on PYTHONPATH"),
         ({"class_pth": "TextInfilling"}, "Option 'class_pth' is not accepted; a noise is written {class_path: "),
-        ({"class_path": "noising.Document"}, "Import path noising.Document does not correspond to a subclass of Noise"),
+        ({"class_path": "noising.Document"}, "Import path noising.Document does not correspond to a subclass of "
+         "Corruption; a noise subclasses noising.Noise, an objective (last in a recipe) noising.Objective"),
     ],
 )  # fmt: skip
 def test_a_bad_noise_is_one_line_naming_the_file_the_value_and_what_is_allowed(tmp_path, noise, message):
@@ -115,13 +117,19 @@ def test_a_recipe_round_trips_through_its_plain_record():
     assert load_noise(recipe_of(pipe)) == pipe
 
 
-def test_the_builtins_are_the_noises_the_contract_tests_cover():
+def test_the_builtins_are_the_noises_and_objectives_the_contract_tests_cover():
     from test_noising import NOISES, ZERO
+    from test_objectives import BUILT_INS as OBJECTIVES  # each through check_objective
 
     assert len(set(noising.BUILTINS)) == len(noising.BUILTINS)
-    assert {type(n) for n in NOISES} == set(noising.BUILTINS) == set(ZERO)
+    noises = {c for c in noising.BUILTINS if issubclass(c, noising.Noise)}
+    objectives = {c for c in noising.BUILTINS if issubclass(c, noising.Objective)}
+    assert noises | objectives == set(noising.BUILTINS) and noises and objectives
+    assert {type(n) for n in NOISES} == noises == set(ZERO)
+    assert {type(o) for o in OBJECTIVES} == objectives
+    bases = (noising.Noise, noising.Objective)
     assert set(noising.BUILTINS) == {c for c in vars(noising).values() if isinstance(c, type)
-                                     and issubclass(c, noising.Noise) and c is not noising.Noise}  # fmt: skip
+                                     and issubclass(c, bases) and c not in bases}  # fmt: skip
 
 
 def test_a_pipeline_trusts_exactly_the_builtins():
@@ -133,6 +141,16 @@ def test_a_pipeline_trusts_exactly_the_builtins():
 
     pipe = noising.Pipeline([noising.TokenMasking(), Mine(), noising.TextInfilling()])
     assert pipe.trusted == (True, False, True) and len(pipe.plugins) == 1 and pipe.plugins[0].endswith(".Mine")
+
+    @dataclasses.dataclass(frozen=True)
+    class MyPrefixLM(noising.PrefixLM):  # the same for an objective
+        pass
+
+    MyPrefixLM.__module__ = "noising.lookalike"
+    pipe = noising.Pipeline([noising.TokenMasking(), noising.PrefixLM()])
+    assert pipe.trusted == (True, True) and pipe.objective_trusted and pipe.plugins == ()
+    pipe = noising.Pipeline([noising.TokenMasking(), MyPrefixLM()])
+    assert pipe.trusted == (True, False) and not pipe.objective_trusted and pipe.plugins[0].endswith(".MyPrefixLM")
 
 
 def test_noise_bench_prints_a_row_per_recipe(capsys):
@@ -146,7 +164,7 @@ def test_noise_bench_prints_a_row_per_recipe(capsys):
 def test_every_recipe_keeps_the_contract_on_documents_from_the_data_pipeline():
     tokenizer = pytest.importorskip("bart_pretrain.tokenizer")
     from bart_pretrain.data.documents import encode_document, to_document
-    from noising.testing import check_noise
+    from noising.testing import check_noise, check_objective
 
     texts = [
         "BART is trained by corrupting text. It learns to reconstruct it!  Does it work? Yes: very well.",
@@ -157,6 +175,13 @@ def test_every_recipe_keeps_the_contract_on_documents_from_the_data_pipeline():
     docs = [to_document(c) for t in texts for c in encode_document(t, tok, 24)]
     assert len(docs) > 3
     ctx = tok.noise_context(24)
+    objective_ctx = tok.with_objective_tokens().noise_context(24)  # as pretraining gives an objective recipe
+    checked = 0
     for path in sorted(RECIPE_DIR.glob("*.yaml")):
-        for noise in load_noise(path).noises:
-            check_noise(noise, ctx, seeds=range(5), docs=docs)
+        for step in load_noise(path).noises:
+            if isinstance(step, noising.Objective):
+                check_objective(step, objective_ctx, seeds=range(5), docs=docs)
+                checked += 1
+            else:
+                check_noise(step, ctx, seeds=range(5), docs=docs)
+    assert checked >= 4  # the shipped objective recipes

@@ -145,7 +145,7 @@ def test_an_installed_plug_in_that_does_not_import_is_one_warning_and_left_out(t
         "noise plug-in entry point Broken = broken_mod:Broken (package broken) cannot be imported (ImportError: needs "
         "scipy); left out",
         "noise plug-in entry point NotOne = ok_mod:NotOne (package broken) is <class 'ok_mod.NotOne'>, not a subclass "
-        "of noising.Noise; left out",
+        "of noising.Noise or noising.Objective; left out",
     ]
 
 

@@ -1,5 +1,6 @@
 """`bart-pretrain noise-preview`: a text (or corpus documents) before and after a noise recipe, tokens marked
-by what happened to them: masked, deleted, inserted, moved, or replaced by a random token.
+by what happened to them: masked, deleted, inserted, moved, or replaced by a random token. A recipe ending in an
+objective shows the document, the source and the target, its special tokens (sentinels, mode, mask) marked.
 
 Provenance is exact for noises that do not read token values (all built-ins): the recipe runs a second time,
 with the same generator, on a copy whose tokens are unique stand-in ids, and the stand-ins show where every
@@ -203,6 +204,8 @@ def _main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             raise UserError(f"--corpus: {e}") from None
         pipe = load_noise(p.instantiate_classes(args).noise)  # the recipe's noises built
+        if pipe.objective is not None:  # as pretraining does: the objective tokens follow <mask>
+            tok = tok.with_objective_tokens()
     ctx = tok.noise_context(args.max_length)
     noising.check_plugins(pipe, ctx)  # a plug-in drawing from global random state would print other noise
     return _show(args, corpus, pipe, tok, ctx)
@@ -216,12 +219,17 @@ def _show(args: Namespace, corpus: list[str], pipe: noising.Pipeline, tok, ctx: 
     texts = [(t, None) for t in args.text]
     texts += [(t, 1) for t in corpus]
     decode = tok.token_bytes
-    print(f"recipe {args.noise}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
+    recipe = getattr(args.noise, "__path__", None) or "(given inline)"  # the recipe file, when one was named
+    print(f"recipe {recipe}: {' -> '.join(map(repr, pipe.noises)) or '(no noise)'}")
     print(legend(color))
     index = 0
     for text, limit in texts:
         for chunk in encode_document(text, tok, args.max_length)[:limit]:
             doc = to_document(chunk)
+            if pipe.objective is not None:
+                _show_example(pipe, doc, args, index, ctx, decode, color)
+                index += 1
+                continue
             traced = annotate(pipe, doc, args.seed, args.epoch, index, ctx)
             print(f"\nsample {index} (seed {args.seed}, epoch {args.epoch}):", end=" ")
             if traced is None:
@@ -238,6 +246,23 @@ def _show(args: Namespace, corpus: list[str], pipe: noising.Pipeline, tok, ctx: 
     if index == 0:
         raise UserError("no text to show (empty --text / corpus?)")
     return 0
+
+
+def _show_example(pipe: noising.Pipeline, doc: noising.Document, args, index: int, ctx, decode, color: bool) -> None:
+    """One sample of a recipe ending in an objective: the document, then the source and the target it makes, the
+    special tokens the objective put there marked as masked."""
+    example = pipe.example(doc, noising.sample_rng(args.seed, args.epoch, index), ctx)
+    added = np.asarray([ctx.mask_id, *ctx.special_ids[5:]], dtype=np.int64)
+
+    def labels(tokens: np.ndarray) -> list[str]:
+        return [MASKED if m else KEPT for m in np.isin(tokens, added)]
+
+    n_source, n_target = len(example.source), len(example.target)
+    print(f"\nsample {index} (seed {args.seed}, epoch {args.epoch}): {len(doc)} tokens -> source {n_source}, target "
+          f"{n_target}")  # fmt: skip
+    print(f"  before: {render(doc.tokens, [KEPT] * len(doc), decode, color)}")
+    print(f"  source: {render(example.source, labels(example.source), decode, color)}")
+    print(f"  target: {render(example.target, labels(example.target), decode, color)}")
 
 
 def main(argv: list[str] | None = None) -> int:

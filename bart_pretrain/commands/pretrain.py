@@ -48,6 +48,8 @@ class PretrainCLI(TrainingCLI):
         parser.add_argument("--report", type=bool, default=True, help="write the end-of-run report and plot")
         parser.link_arguments("data.tokenizer_path", "model.tokenizer_path")
         noising.registry.installed()  # installed plug-ins imported before parsing: their class names then resolve
+        # A recipe ending in an objective adds its tokens to the tokenizer: the model's vocabulary follows.
+        parser.link_arguments("data.objective_tokens", "model.objective_tokens", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         # With --model.init_from the model and its tokenizer come from there: what the config files and flags set

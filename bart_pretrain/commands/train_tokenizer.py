@@ -25,6 +25,13 @@ def parser() -> CommandParser:
     p.add_argument("--text_column", type=str, default="text", help="column holding the text in JSONL/Parquet files")
     p.add_argument("--min_frequency", type=int, default=2, help="drop merges seen fewer times")
     p.add_argument("--out", type=str, required=True, help="directory for tokenizer.json, vocab.json, merges.txt")
+    p.add_argument(
+        "--sentinels",
+        type=int,
+        default=0,
+        help="also add the objective tokens after <mask>: <mask_sentence>, [R], [S], [X] and this many sentinels "
+        "<extra_id_N> (T5: 100); 0: none, pretraining adds them when a recipe ends in an objective",
+    )
     return p
 
 
@@ -32,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.vocab_size < MIN_VOCAB_SIZE:
         raise UserError(f"--vocab_size={args.vocab_size}: must be >= {MIN_VOCAB_SIZE}")
+    if args.sentinels < 0 or args.sentinels == 1:
+        raise UserError(f"--sentinels={args.sentinels}: must be 0 (no objective tokens) or >= 2")
     from bart_pretrain.data.files import BOM, load_text_dataset
 
     with reading_input():
@@ -40,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             raise UserError(f"--files: {e}") from None
         texts = (t.removeprefix(BOM) for t in ds[args.text_column] if t)  # as the documents are tokenized
-        tok = train_tokenizer(texts, args.vocab_size, min_frequency=args.min_frequency)
+        tok = train_tokenizer(texts, args.vocab_size, min_frequency=args.min_frequency, sentinels=args.sentinels)
     tok.save(args.out)
     print(f"trained on {len(ds)} documents: vocab_size={tok.vocab_size} mask_id={tok.mask_id} -> {args.out}")
     return 0

@@ -77,8 +77,9 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
-def known() -> dict[str, type[noising.Noise]]:
-    """Import path -> class of every noise a config can name by its class name: the built-ins, installed plug-ins."""
+def known() -> dict[str, type[noising.Noise] | type[noising.Objective]]:
+    """Import path -> class of every noise (or objective) a config can name by its class name: the built-ins,
+    installed plug-ins."""
     classes = [*noising.BUILTINS, *noising.registry.installed().values()]
     return {class_path(c): c for c in classes}
 
@@ -90,6 +91,14 @@ def class_path(cls: type) -> str:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_IRREGULAR_FORMER_NAMES = {
+    "t5_spans": noising.T5SpanCorruption,
+    "ul2": noising.UL2Mixture,
+    "prefix_lm": noising.PrefixLM,
+}
+"""Former short names that are not their class name in snake_case (``text_infilling``, ``gap_sentences`` are)."""
 
 
 def explain(message: str) -> str:
@@ -104,6 +113,7 @@ def explain(message: str) -> str:
         name = name.group(1)
         classes = known()
         renamed = {_snake(c.__name__): p for p, c in classes.items()}
+        renamed.update({old: class_path(c) for old, c in _IRREGULAR_FORMER_NAMES.items()})
         renamed.update({ep: class_path(c) for ep, c in noising.registry.installed().items()})
         if name in renamed:
             return f"{message}; class_path: {name} is the former short name of {renamed[name]}: write that instead"
@@ -119,10 +129,12 @@ def explain(message: str) -> str:
             cls = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):
             return message
-        if cls is noising.Noise:  # the key is not class_path/init_args, so the parser took the base class
+        if cls in (noising.Corruption, noising.Noise, noising.Objective):  # not class_path/init_args: a base class
             return f"{message}; a noise is written {{class_path: <import path or class name>, init_args: {{...}}}}"
         params = [f.name for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
         return f"{message}; {cls.__name__}'s parameters: {', '.join(params) or '(none)'}"
+    if re.search(r"does not correspond to a subclass of Corruption", message):
+        return f"{message}; a noise subclasses noising.Noise, an objective (last in a recipe) noising.Objective"
     if re.search(r"class_path '[\w.]+':\s+No module named", message):
         return f"{message}; a module of your own must be importable: put its directory on PYTHONPATH"
     return message

@@ -25,8 +25,9 @@ from noising.schedule import NoiseSchedule, ScheduledPipeline
 def collate_denoising(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], pad_id: int, decoder_start_id: int
 ) -> dict[str, Any]:
-    """(corrupted source, original target) pairs -> the model's batch; decoder inputs are the targets shifted right
-    (``</s> <s> a b ...``, BART). Also returns real/padded token counts for the padding report."""
+    """(source, target) pairs (corrupted document and original, or an objective's pair) -> the model's batch; decoder
+    inputs are the targets shifted right (``</s> <s> a b ...``, BART). Also returns real/padded token counts for the
+    padding report."""
     input_ids, attention_mask = pad([s for s, _ in pairs], pad_id)
     labels, label_mask = pad([t for _, t in pairs], pad_id)
     return {
@@ -76,16 +77,22 @@ class Corruptor:
             )
 
     def __call__(self, row: dict, rng: np.random.Generator, step: float | None = None) -> tuple[np.ndarray, ...]:
+        """(source, target): the corrupted document and the original, or what the recipe's objective makes."""
         doc = to_document(row)
         if step is None or self.scheduled is None:
-            return self.noise(doc, rng, self.ctx).tokens, doc.tokens
-        return self.scheduled(doc, rng, self.ctx, step).tokens, doc.tokens
+            example = self.noise.example(doc, rng, self.ctx)
+        else:
+            example = self.scheduled.example(doc, rng, self.ctx, step)
+        return example.source, example.target
 
     def corrupted(self, row: dict, seed: int, epoch: int, index: int) -> np.ndarray | None:
         """Bool per target token of sample ``(seed, epoch, index)``: True where the corruption removed it (masked,
-        deleted, replaced), False where the source still holds it; None if the noise cannot be traced."""
+        deleted, replaced), False where the source still holds it; None if the noise cannot be traced, or the recipe
+        ends in an objective (its target is not the document)."""
         from noising.provenance import corrupted_positions
 
+        if self.noise.objective is not None:
+            return None
         return corrupted_positions(self.noise, to_document(row), seed, epoch, index, self.ctx)
 
 

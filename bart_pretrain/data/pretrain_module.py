@@ -28,7 +28,7 @@ from bart_pretrain.data.pretrain_stream import (
 )
 from bart_pretrain.errors import UserError, reading_input
 from bart_pretrain.paths import InputPath
-from bart_pretrain.tokenizer import DEFAULT_TOKENIZER
+from bart_pretrain.tokenizer import DEFAULT_SENTINELS, DEFAULT_TOKENIZER
 from noising.schedule import NoiseSchedule, ScheduledPipeline
 
 # Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; ours resumes through
@@ -102,6 +102,9 @@ class PretrainDataModule(pl.LightningDataModule):
         # A bad recipe (or a schedule that cannot scale it) fails now, not after the corpus is tokenized.
         ScheduledPipeline(noise, noise_schedule or NoiseSchedule())
         self.noise, self.noise_schedule = noise, noise_schedule
+        self.objective_tokens = DEFAULT_SENTINELS if noise.objective is not None else 0
+        """Sentinels the tokenizer gains (with ``<mask_sentence>``, ``[R]``, ``[S]``, ``[X]``) because the recipe ends
+        in an objective; 0: the tokenizer as it is (linked to the model, whose vocabulary follows)."""
         self.save_hyperparameters(ignore=["noise"])
         self.hparams["noise"] = recipe_of(noise)  # plain data: checkpoints load with weights_only=True
         self.train_files, self.val_files, self.text_column = train_files, val_files, text_column
@@ -124,6 +127,8 @@ class PretrainDataModule(pl.LightningDataModule):
             if self.tokenizer_path is None:
                 raise ValueError("data.tokenizer_path is null and no tokenizer was attached (--model.init_from's)")
             self.tokenizer = Tokenizer.from_file(self.tokenizer_path, "--data.tokenizer_path")
+            if self.objective_tokens:
+                self.tokenizer = self.tokenizer.with_objective_tokens(self.objective_tokens)
         return self.tokenizer
 
     def _documents(self, files: str | list[str], limit: int | None, split: str):
@@ -161,7 +166,14 @@ class PretrainDataModule(pl.LightningDataModule):
 
     def attach_tokenizer(self, tokenizer) -> None:
         """Use ``tokenizer`` (the model's, when it comes with ``--model.init_from``) instead of reading
-        ``tokenizer_path``; before the data is prepared."""
+        ``tokenizer_path``; before the data is prepared. A recipe ending in an objective needs its tokens in it."""
+        if self.objective_tokens and len(tokenizer.sentinel_ids) < self.objective_tokens:
+            raise ValueError(
+                f"--data.noise: the recipe's objective {type(self.noise.objective).__name__} needs the objective "
+                "tokens (<extra_id_N>, [R], [S], [X], <mask_sentence>), which the model's tokenizer "
+                "(--model.init_from) lacks; start from a checkpoint pretrained with an objective, or from random "
+                "weights"
+            )
         self.tokenizer = tokenizer
 
     @property
@@ -255,7 +267,8 @@ class PretrainDataModule(pl.LightningDataModule):
         return self.seed + 1
 
     def val_sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(corrupted source, original) of validation document ``index``, exactly as validation corrupts it."""
+        """(source, target) of validation document ``index``, exactly as validation makes it: the corrupted document
+        and the original, or the objective's pair."""
         return self.corruptor(self.val_docs[index], noising.sample_rng(self.val_seed, 0, index))
 
     # -- exact resume --------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class PretrainModule(Seq2SeqModule):
         on_nonfinite: Literal["stop", "skip"] = "stop",
         compile: bool = False,
         init_from: InputPath | None = None,
+        objective_tokens: int = 0,
     ):
         """
         Args:
@@ -62,6 +63,8 @@ class PretrainModule(Seq2SeqModule):
             init_from: continue pretraining an existing model: our ``.ckpt`` (its weights only; ``--ckpt_path``
                 resumes a run) or a transformers BART directory, with its tokenizer and special ids (the noise's
                 ``<mask>`` is its tokenizer's); null: random weights.
+            objective_tokens: linked from the data: sentinels the tokenizer gains, with ``<mask_sentence>``, ``[R]``,
+                ``[S]``, ``[X]``, after ``<mask>`` (the recipe ends in an objective); 0: the tokenizer as it is.
         """
         super().__init__()
         if isinstance(optim, dict):
@@ -94,11 +97,19 @@ class PretrainModule(Seq2SeqModule):
         if init_from is not None:
             model, tokenizer, tokenizer_path = load_initial_model(init_from, tokenizer_path)
             config = model.config
+            if objective_tokens and len(tokenizer.sentinel_ids) < objective_tokens:
+                raise ValueError(
+                    f"--model.init_from {init_from}: the recipe's objective needs the objective tokens (<extra_id_N>, "
+                    "[R], [S], [X], <mask_sentence>), which this model's tokenizer lacks; start from a checkpoint "
+                    "pretrained with an objective, or from random weights"
+                )
         elif tokenizer_path is None:
             raise ValueError("--data.tokenizer_path null: only --model.init_from supplies a tokenizer; pass one")
         else:
             has_tokenizer = os.path.exists(tokenizer_path)
             tokenizer = Tokenizer.from_file(tokenizer_path) if has_tokenizer else None
+            if tokenizer is not None and objective_tokens:
+                tokenizer = tokenizer.with_objective_tokens(objective_tokens)  # the ids before them do not move
             vocab_size = None if tokenizer is None else tokenizer.vocab_size
             config = resolve_model_config(model_config, vocab_size, tokenizer_path)
             model = initialize(Bart(config), self.init_config)

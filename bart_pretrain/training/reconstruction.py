@@ -63,11 +63,17 @@ class ReconstructionProbe:
     """Beam width of the model's reconstructions (1: greedy)."""
     no_repeat_ngram_size: int = 0
     """Reconstructions never repeat a token n-gram of this size (0: no ban)."""
+    copy_decode: Callable[..., str] | None = None
+    """Decodes the copy baseline's sources (None: ``decode``). A recipe ending in an objective scores the source, its
+    special tokens dropped, against the objective's target, decoded with the sentinels written out."""
+    reference: str = "original"
+    """What the outputs are scored against: ``original`` (noises) or ``target`` (an objective's)."""
     copy_texts: list[str] = field(init=False)
     baseline: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.copy_texts = [self.decode(s.tolist()) for s in self.sources]  # special ids (<mask>, <s>, </s>) dropped
+        copy = self.copy_decode or self.decode
+        self.copy_texts = [copy(s.tolist()) for s in self.sources]  # special ids (<mask>, <s>, </s>) dropped
         self.baseline = score(PROBE_METRICS, self.copy_texts, self.originals)
 
     @classmethod
@@ -80,6 +86,11 @@ class ReconstructionProbe:
             return None
         tok = datamodule.tokenizer
         pairs = [datamodule.val_sample(i) for i in range(min(n, len(docs)))]
+        if getattr(datamodule.corruptor.noise, "objective", None) is not None:  # (source, the objective's target)
+            decode = tok.decode_with_objective_tokens
+            targets = [decode(t.tolist()) for _, t in pairs]
+            sources = [s for s, _ in pairs]
+            return cls(sources, targets, decode, num_beams, no_repeat_ngram_size, tok.decode, "target")
         originals = [tok.decode(t.tolist()) for _, t in pairs]
         return cls([s for s, _ in pairs], originals, tok.decode, num_beams, no_repeat_ngram_size)
 
@@ -106,6 +117,7 @@ class ReconstructionProbe:
             "copy_baseline": dict(self.baseline),
             "run_on": run_on_shares(outputs, self.originals),
             "beats_copy_baseline": all(scores[k] > self.baseline[k] for k in ("chrf", "bleu")),
+            "reference": self.reference,
             "examples": [
                 {"original": o, "corrupted": self.decode(s.tolist(), skip_special_tokens=False), "model": m}
                 for o, s, m in zip(self.originals, self.sources, outputs, strict=True)

@@ -128,14 +128,18 @@ def format_report(r: dict[str, Any]) -> str:
             f"{last['loss_corrupted']:.2f} / {last.get('loss_kept', float('nan')):.2f} nats)"
         )
     rec = r.get("reconstruction")
+    objective = bool(rec) and rec.get("reference") == "target"
     if rec:
         m, c = rec["model"], rec["copy_baseline"]
         verdict = "BEATS" if rec["beats_copy_baseline"] else "does NOT beat"
         beams, ban = rec.get("num_beams", 1), rec.get("no_repeat_ngram_size", 0)
         search = ("greedy" if beams == 1 else f"beam {beams}") + (f", no repeated {ban}-token sequence" if ban else "")
+        what, baseline = "reconstruction", "corrupted source, masks dropped"
+        if objective:  # an objective's target is not the document: outputs and the source are scored against it
+            what, baseline = "the objective's targets (sentinels written out)", "the source, special tokens dropped"
         lines += [
-            f"- reconstruction of {rec['documents']} validation documents ({search}, step {rec['step']}): "
-            f"chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}; copy baseline (corrupted source, masks dropped): "
+            f"- {what} of {rec['documents']} validation documents ({search}, step {rec['step']}): "
+            f"chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}; copy baseline ({baseline}): "
             f"chrF {c['chrf']:.2f}, BLEU {c['bleu']:.2f}: the model {verdict} the copy baseline (on both scores)",
         ]
         run_on = rec.get("run_on")
@@ -154,7 +158,8 @@ def format_report(r: dict[str, Any]) -> str:
             )
     for k, rec in enumerate(r.get("reconstructions", []), 1):
         lines += ["", f"## Validation document {k}", ""]
-        lines += [f"- original:  {rec['original']}", f"- corrupted: {rec['corrupted']}", f"- model:     {rec['model']}"]
+        first = f"- target:    {rec['original']}" if objective else f"- original:  {rec['original']}"
+        lines += [first, f"- corrupted: {rec['corrupted']}", f"- model:     {rec['model']}"]
     return "\n".join(lines) + "\n"
 
 
