@@ -19,9 +19,11 @@ from safetensors.torch import load_file, save
 from bart_pretrain.generation import GenerationConfig
 from bart_pretrain.io import atomic_open, atomic_write_json, atomic_write_text
 from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.tokenizer import MASK, SPECIALS
 
 TIED = ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
-SPECIAL_TOKENS = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+SPECIAL_TOKENS = dict(zip(("bos_token", "pad_token", "eos_token", "unk_token"), SPECIALS, strict=True))
+"""transformers' names of the tokenizer's special tokens (their ids: the tokenizer's, 0-3, then ``<mask>``)."""
 
 
 def hf_config_dict(config: BartConfig) -> dict:
@@ -118,13 +120,13 @@ def save_hf(
         tok_config = dict(
             SPECIAL_TOKENS,
             **additional,
-            mask_token="<mask>",
+            mask_token=MASK,
             tokenizer_class="PreTrainedTokenizerFast",
             clean_up_tokenization_spaces=False,  # decode as ours does (4.x's default was True)
             model_max_length=min(max_source_length or c.max_position_embeddings, c.max_position_embeddings),
         )
         atomic_write_json(out / "tokenizer_config.json", tok_config)
-        atomic_write_json(out / "special_tokens_map.json", dict(SPECIAL_TOKENS, mask_token="<mask>", **additional))
+        atomic_write_json(out / "special_tokens_map.json", dict(SPECIAL_TOKENS, mask_token=MASK, **additional))
     return out
 
 

@@ -112,15 +112,15 @@ class DenoisingDataset(Dataset):
         corruptor: Corruptor,
         *,
         seed: int,
-        pad_id: int = 1,
-        decoder_start_id: int = 2,
         fixed_epoch: int | None = None,
         trace: bool = False,
         batches_per_epoch: int = 0,
         batches_per_step: int = 1,
     ):
         self.docs, self.corruptor, self.seed = docs, corruptor, int(seed)
-        self.pad_id, self.decoder_start_id, self.fixed_epoch = pad_id, decoder_start_id, fixed_epoch
+        # The special ids are the tokenizer's, through the noise context: <pad>, and </s> to start the decoder (BART's)
+        self.pad_id, self.decoder_start_id = corruptor.ctx.pad_id, corruptor.ctx.eos_id
+        self.fixed_epoch = fixed_epoch
         self.trace, self.batches_per_epoch, self.batches_per_step = trace, batches_per_epoch, batches_per_step
 
     def step(self, key: BatchKey) -> float | None:

@@ -210,8 +210,6 @@ class PretrainDataModule(pl.LightningDataModule):
                 max_sentences=self.max_sentences,
                 num_replicas=world,
                 rank=rank,
-                pad_id=tok.pad_id,
-                decoder_start_id=tok.eos_id,
             )
             loader = StreamingLoader(dataset, self.num_workers)
         else:
@@ -227,8 +225,6 @@ class PretrainDataModule(pl.LightningDataModule):
                 self.train_docs,
                 self.corruptor,
                 seed=self.seed,
-                pad_id=tok.pad_id,
-                decoder_start_id=tok.eos_id,
                 batches_per_epoch=len(sampler),
                 batches_per_step=self.trainer.accumulate_grad_batches if self.trainer is not None else 1,
             )
@@ -242,13 +238,11 @@ class PretrainDataModule(pl.LightningDataModule):
         if self.val_docs is None:
             return []
         world, rank = self._ranks()
-        tok = self._load_tokenizer()
         sampler = TokenBudgetBatchSampler(
             self.val_lengths, self.max_tokens, shuffle=False, seed=self.seed, num_replicas=world, rank=rank
         )
         dataset = DenoisingDataset(
-            self.val_docs, self.corruptor, seed=self.val_seed, pad_id=tok.pad_id, decoder_start_id=tok.eos_id,
-            fixed_epoch=0, trace=True,
+            self.val_docs, self.corruptor, seed=self.val_seed, fixed_epoch=0, trace=True,
         )  # fmt: skip
         return self._loader(dataset, sampler)
 

@@ -49,14 +49,16 @@ class StreamingDenoisingDataset(IterableDataset):
         max_sentences: int | None = None,
         num_replicas: int = 1,
         rank: int = 0,
-        pad_id: int = 1,
-        decoder_start_id: int = 2,
         fixed_epoch: int | None = None,
     ):
         self.rows, self.corruptor, self.tokenize, self.text_column = rows, corruptor, tokenize, text_column
         self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, int(seed)
         self.buffer_size, self.num_replicas, self.rank = buffer_size, num_replicas, rank
-        self.pad_id, self.decoder_start_id, self.fixed_epoch = pad_id, decoder_start_id, fixed_epoch
+        self.fixed_epoch = fixed_epoch
+        self.pad_id, self.decoder_start_id = (
+            corruptor.ctx.pad_id,
+            corruptor.ctx.eos_id,
+        )  # the tokenizer's, as the map-style set
         self.epoch = 0
         self.start: tuple[int, int] = (0, 0)  # (buffer, batch within it) of the next batch to produce
 
