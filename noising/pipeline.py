@@ -119,25 +119,32 @@ RNG_RULE = (
 """The rule a plug-in drawing from a global generator breaks, as :class:`PluginContractError` messages state it."""
 
 
+def _guarded_call(plugin, doc: Document, rng: np.random.Generator, ctx: NoiseContext, modify_rule: str):
+    """``plugin(doc, rng, ctx)`` on read-only views of ``doc``; a :class:`PluginContractError` if it wrote to them
+    (``modify_rule``) or drew from Python's or numpy's global random generator."""
+    name = _name(plugin)
+    view = Document(_read_only(doc.tokens), _read_only(doc.word_starts), _read_only(doc.sentence_starts))
+    before = global_random_state()
+    try:
+        out = plugin(view, rng, ctx)
+    except ValueError as e:
+        if "read-only" in str(e):
+            raise _broke(name, f"modified its input document ({e})", modify_rule) from e
+        raise
+    after = global_random_state()
+    if after != before and changed(before, after):
+        drawn = " and ".join(changed(before, after))
+        raise _broke(name, f"drew from {drawn} (its state changed during the call)", RNG_RULE)
+    return out
+
+
 def checked_call(noise: Noise, doc: Document, rng: np.random.Generator, ctx: NoiseContext) -> Document:
     """Run a plug-in on read-only views of ``doc`` and check what it returns, and that it drew nothing from Python's or
     numpy's global random generator (:mod:`noising.global_random`: their states are compared before and after, so a
     plug-in that draws on one call in a thousand fails on that call); a violation is a :class:`PluginContractError`
     naming the plug-in class and the rule it broke."""
     name = _name(noise)
-    view = Document(_read_only(doc.tokens), _read_only(doc.word_starts), _read_only(doc.sentence_starts))
-    before = global_random_state()
-    try:
-        out = noise(view, rng, ctx)
-    except ValueError as e:
-        if "read-only" in str(e):
-            rule = "return a new Document, never modify the input"
-            raise _broke(name, f"modified its input document ({e})", rule) from e
-        raise
-    after = global_random_state()
-    if after != before and changed(before, after):
-        drawn = " and ".join(changed(before, after))
-        raise _broke(name, f"drew from {drawn} (its state changed during the call)", RNG_RULE)
+    out = _guarded_call(noise, doc, rng, ctx, "return a new Document, never modify the input")
     if not isinstance(out, Document):
         raise _broke(name, f"returned a {type(out).__name__}, not a noising.Document", "return a noising.Document")
     t = out.tokens
@@ -217,19 +224,7 @@ def checked_objective_call(objective: Objective, doc: Document, rng: np.random.G
     the source, a mode token) first and ``</s>`` last, no longer than ``ctx.max_length`` (or the input), adding no
     ``<s>``, ``</s>``, ``<pad>`` or ``<unk>`` the input did not hold, and mode tokens only first in the source."""
     name = _name(objective)
-    view = Document(_read_only(doc.tokens), _read_only(doc.word_starts), _read_only(doc.sentence_starts))
-    before = global_random_state()
-    try:
-        out = objective(view, rng, ctx)
-    except ValueError as e:
-        if "read-only" in str(e):
-            rule = "return new arrays, never modify the input"
-            raise _broke(name, f"modified its input document ({e})", rule) from e
-        raise
-    after = global_random_state()
-    if after != before and changed(before, after):
-        drawn = " and ".join(changed(before, after))
-        raise _broke(name, f"drew from {drawn} (its state changed during the call)", RNG_RULE)
+    out = _guarded_call(objective, doc, rng, ctx, "return new arrays, never modify the input")
     if not isinstance(out, Example):
         raise _broke(name, f"returned a {type(out).__name__}, not a noising.Example", "return a noising.Example")
     arrays = {}
