@@ -84,27 +84,35 @@ def check_noise(
 
     ``keeps_multiset``: also check that the output is a reordering of the input (permutations, rotations).
     """
-    name = type(noise).__name__
+    for what, doc, d, seed, out in _runs(noise, ctx, seeds, docs):
+        assert_valid_document(out, ctx, what)
+        assert len(out) <= max(ctx.max_length, len(doc)), f"{what}: grew past max_length={ctx.max_length}"
+        again = noise(doc, sample_rng(seed, 0, d), ctx)
+        for field in DOCUMENT_FIELDS:
+            assert np.array_equal(getattr(out, field), getattr(again, field)), f"{what}: same seed, other {field}"
+        if keeps_multiset:
+            assert np.array_equal(np.sort(out.tokens), np.sort(doc.tokens)), f"{what}: tokens changed, not moved"
+
+
+DOCUMENT_FIELDS = ("tokens", "word_starts", "sentence_starts")
+
+
+def _runs(fn, ctx: NoiseContext, seeds: Iterable[int], docs: Iterable[Document] | None):
+    """``fn`` on edge-case and random documents (or ``docs``) x ``seeds``: yields (what, input, its index, seed,
+    output), having checked that the input is a valid document and that ``fn`` left it unchanged."""
+    name = type(fn).__name__
     if docs is None:
         make = np.random.default_rng(12345)
         docs = edge_documents(ctx) + [random_document(make, ctx) for _ in range(10)]
-    docs = list(docs)
-    for d, doc in enumerate(docs):
+    for d, doc in enumerate(list(docs)):
         assert_valid_document(doc, ctx, f"input document {d}")
         for seed in seeds:
             what = f"{name} on document {d} with seed {seed}"
-            fields = ("tokens", "word_starts", "sentence_starts")
-            before = [getattr(doc, f).copy() for f in fields]
-            out = noise(doc, sample_rng(seed, 0, d), ctx)
-            for field, old in zip(fields, before, strict=True):
+            before = [getattr(doc, f).copy() for f in DOCUMENT_FIELDS]
+            out = fn(doc, sample_rng(seed, 0, d), ctx)
+            for field, old in zip(DOCUMENT_FIELDS, before, strict=True):
                 assert np.array_equal(old, getattr(doc, field)), f"{what}: modified its input's {field}"
-            assert_valid_document(out, ctx, what)
-            assert len(out) <= max(ctx.max_length, len(doc)), f"{what}: grew past max_length={ctx.max_length}"
-            again = noise(doc, sample_rng(seed, 0, d), ctx)
-            for field in fields:
-                assert np.array_equal(getattr(out, field), getattr(again, field)), f"{what}: same seed, other {field}"
-            if keeps_multiset:
-                assert np.array_equal(np.sort(out.tokens), np.sort(doc.tokens)), f"{what}: tokens changed, not moved"
+            yield what, doc, d, seed, out
 
 
 OBJECTIVE_CONTEXT = NoiseContext(
@@ -128,24 +136,12 @@ def check_objective(
     ``ctx.max_length``); and the same seed gives the same output. Raises ``AssertionError`` naming the broken rule."""
     from noising.pipeline import PluginContractError, checked_objective_call
 
-    name = type(objective).__name__
-    if docs is None:
-        make = np.random.default_rng(12345)
-        docs = edge_documents(ctx) + [random_document(make, ctx) for _ in range(10)]
-    for d, doc in enumerate(list(docs)):
-        assert_valid_document(doc, ctx, f"input document {d}")
-        for seed in seeds:
-            what = f"{name} on document {d} with seed {seed}"
-            fields = ("tokens", "word_starts", "sentence_starts")
-            before = [getattr(doc, f).copy() for f in fields]
-            out = objective(doc, sample_rng(seed, 0, d), ctx)
-            for field, old in zip(fields, before, strict=True):
-                assert np.array_equal(old, getattr(doc, field)), f"{what}: modified its input's {field}"
-            try:
-                checked = checked_objective_call(objective, doc, sample_rng(seed, 0, d), ctx)
-            except PluginContractError as e:
-                raise AssertionError(f"{what}: {e}") from None
-            for field in ("source", "target"):
-                got = getattr(out, field)
-                assert isinstance(got, np.ndarray) and got.dtype == np.int64, f"{what}: {field} must be int64"
-                assert np.array_equal(got, getattr(checked, field)), f"{what}: same seed, other {field}"
+    for what, doc, d, seed, out in _runs(objective, ctx, seeds, docs):
+        try:
+            checked = checked_objective_call(objective, doc, sample_rng(seed, 0, d), ctx)
+        except PluginContractError as e:
+            raise AssertionError(f"{what}: {e}") from None
+        for field in ("source", "target"):
+            got = getattr(out, field)
+            assert isinstance(got, np.ndarray) and got.dtype == np.int64, f"{what}: {field} must be int64"
+            assert np.array_equal(got, getattr(checked, field)), f"{what}: same seed, other {field}"
