@@ -315,12 +315,10 @@ def measure_budget(config: AblationConfig, log=print) -> dict[str, dict[str, Any
             argv = ["-c", str(config.pretrain_config), *_flags(config.pretrain_overrides),
                     "--data.noise", str(recipe.path)]  # fmt: skip
             resolved = print_config(f"pretrain_config {config.pretrain_config}", pretrain_main, argv)
-            data = {f"data.{k}": v for k, v in (resolved.get("data") or {}).items()}
-            # input paths come back absolute: the parser resolved them against the config file naming them
+            # Input paths come back absolute: the parser resolved them against the config file naming them.
+            data = resolved.get("data") or {}
             t0 = time.perf_counter()
-            full, documents, sampled = target_tokens_per_batch(
-                {k.removeprefix("data."): v for k, v in data.items()}, config.budget_batches, config.budget_seed
-            )
+            full, documents, sampled = target_tokens_per_batch(data, config.budget_batches, config.budget_seed)
             per_step = ranks_per_step(resolved.get("trainer") or {})
             seconds = time.perf_counter() - t0
             log(f"[{recipe.name}] {full * per_step:,.0f} target tokens per step at full strength (documents: "
