@@ -22,10 +22,15 @@ class Forked:
 
     ``stdout`` is a text pipe from it, to read line by line as it runs; with ``log``, the child writes its stdout to
     that file instead and ``stdout`` is None (a pipe nobody reads fills up and blocks the writer). Its stderr goes to
-    an unnamed temporary file, read by :meth:`stderr`."""
+    an unnamed temporary file, read by :meth:`stderr`. With ``own_group``, the child leads a process group of its own
+    (``os.killpg(child.pid, sig)`` reaches it and the processes it starts, and nothing of the test's)."""
 
     def __init__(
-        self, target: Callable[[], int | None], env: dict[str, str] | None = None, log: str | os.PathLike | None = None
+        self,
+        target: Callable[[], int | None],
+        env: dict[str, str] | None = None,
+        log: str | os.PathLike | None = None,
+        own_group: bool = False,
     ):
         out_r, out_w = os.pipe() if log is None else (None, os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
         self._err = tempfile.TemporaryFile()
@@ -35,6 +40,8 @@ class Forked:
         if pid == 0:  # the child: never returns
             if out_r is not None:
                 os.close(out_r)
+            if own_group:  # a process group of its own (it and its workers), to signal as a scheduler does
+                os.setpgid(0, 0)
             _child(target, env or {}, out_w, self._err.fileno())
         os.close(out_w)
         self.pid, self.returncode = pid, None

@@ -54,15 +54,18 @@ def _cli(config: Path, *args: str) -> list[str]:
     return ["pretrain", "-c", str(config), "--report", "false", *args]
 
 
-def _signal_at(proc: Forked, step: int, signum: int | None, timeout: float = 240, during=None) -> None:
-    """Once ``proc`` prints ``step <step>``: call ``during()``, if given, and send ``signum``, if given."""
+def _signal_at(
+    proc: Forked, step: int, signum: int | None, timeout: float = 240, during=None, group: bool = False
+) -> None:
+    """Once ``proc`` prints ``step <step>``: call ``during()``, if given, and send ``signum``, if given (with
+    ``group``, to its whole process group: ``proc`` must have been started with ``own_group``)."""
     deadline = time.monotonic() + timeout
     for line in proc.stdout:
         if line.strip() == f"step {step}":
             if during is not None:
                 during()
             if signum is not None:
-                os.kill(proc.pid, signum)
+                (os.killpg if group else os.kill)(proc.pid, signum)
             break
         assert time.monotonic() < deadline, f"no step {step} in {timeout} s:\n{proc.stderr()[-2000:]}"
     for _ in proc.stdout:  # drain, so that the child never blocks on a full pipe
@@ -122,6 +125,20 @@ def test_sigint_with_dataloader_workers_saves_and_exits_130(tmp_path):
     assert 3 <= saved < MAX_STEPS
     assert re.search(rf"bart-pretrain pretrain: stopped by SIGINT after step {saved}: saved .*last\.ckpt", err)
     assert "Traceback" not in err
+
+
+def test_sigterm_to_the_whole_process_group_with_workers_saves_and_exits_143(tmp_path):
+    # `timeout`, `kill -- -PGID` and schedulers that signal every process of a job reach the DataLoader workers too:
+    # torch's workers die of a SIGTERM that is not their parent's, and the run must still stop with its checkpoint
+    config = _world(tmp_path, workers=1)
+    with Forked.cli(_cli(config), own_group=True) as proc:
+        _signal_at(proc, 3, signal.SIGTERM, group=True)
+        assert proc.wait(timeout=120) == 143, proc.stderr()[-3000:]
+        err = proc.stderr()
+    saved = _last(tmp_path / "run")["global_step"]
+    assert 3 <= saved < MAX_STEPS
+    assert re.search(rf"bart-pretrain pretrain: stopped by SIGTERM after step {saved}: saved .*last\.ckpt", err), err
+    assert "Traceback" not in err, err[-3000:]
 
 
 def test_a_killed_run_leaves_no_lock_behind(tmp_path):

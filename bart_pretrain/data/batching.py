@@ -10,6 +10,8 @@ whole batch is built inside one worker and the batch order is the same for any `
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -199,3 +201,25 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
     shifted = labels.new_full(labels.shape, decoder_start_token_id)
     shifted[:, 1:] = labels[:, :-1]
     return shifted.masked_fill_(shifted == -100, pad_token_id)
+
+
+def worker_options(num_workers: int) -> dict[str, Any]:
+    """The DataLoader arguments for ``num_workers`` worker processes: forked on POSIX (they start with the parent's
+    dataset and tokenizer in memory), and deaf to SIGTERM.
+
+    A SIGTERM sent to the whole process group (``timeout``, ``kill -- -PGID``, a scheduler that signals every process
+    of a job) reaches the workers too. torch's workers die of a SIGTERM that is not their parent's, and the main
+    process then raises from its SIGCHLD handler wherever it is, instead of saving at the end of its step. Ignoring it
+    leaves the decision to the main process, which stops its workers as it stops; they also exit on their own once it
+    is gone."""
+    if not num_workers:
+        return {"num_workers": 0}
+    return {
+        "num_workers": num_workers,
+        "multiprocessing_context": "fork" if os.name == "posix" else None,
+        "worker_init_fn": _ignore_sigterm,
+    }
+
+
+def _ignore_sigterm(worker_id: int) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -140,7 +140,7 @@ class PairsDataModule(pl.LightningDataModule):
             batching.KeyedBatches(ds.with_format(None), collate),
             sampler=sampler,
             batch_size=None,
-            num_workers=self.hparams.num_workers,
+            **batching.worker_options(self.hparams.num_workers),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -7,7 +7,6 @@ saves it in the checkpoint with what decides the batches (seed, batching, chunki
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 import noising
-from bart_pretrain.data.batching import TokenBudgetBatchSampler, padding_stats
+from bart_pretrain.data.batching import TokenBudgetBatchSampler, padding_stats, worker_options
 from bart_pretrain.data.files import check_stream_source
 from bart_pretrain.data.noise_config import DEFAULT_RECIPE, load_noise, recipe_of
 from bart_pretrain.data.pretrain_dataset import Corruptor, DenoisingDataset, document_lengths
@@ -190,9 +189,8 @@ class PretrainDataModule(pl.LightningDataModule):
             dataset,
             sampler=sampler,
             batch_size=None,
-            num_workers=self.num_workers,
             persistent_workers=False,  # workers must see each epoch's sampler state afresh
-            multiprocessing_context="fork" if self.num_workers and os.name == "posix" else None,
+            **worker_options(self.num_workers),
         )
 
     def train_dataloader(self):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 import noising
-from bart_pretrain.data.batching import TokenBudgetBatchSampler
+from bart_pretrain.data.batching import TokenBudgetBatchSampler, worker_options
 from bart_pretrain.data.documents import encode_documents
 from bart_pretrain.data.files import iter_rows
 from bart_pretrain.data.pretrain_dataset import Corruptor, collate_denoising
@@ -146,9 +145,8 @@ class StreamingLoader:
         loader = DataLoader(
             dataset,
             batch_size=None,
-            num_workers=self.num_workers,
             collate_fn=_identity,
-            multiprocessing_context="fork" if self.num_workers and os.name == "posix" else None,
+            **worker_options(self.num_workers),
         )
         produced = 0
         for buffer in loader:
