@@ -7,7 +7,7 @@
 # dependencies (an offline GPU image's python3 works as it is: the repo runs from this checkout through PYTHONPATH);
 # else, where an NVIDIA driver answers and there is no .venv yet, `make setup TORCH="$GPU_TORCH"` (needs the network).
 # Without CUDA: the gpu tests skip, the bench runs its CPU smoke case, it says so and exits 0 (CI runs this path).
-# On one H100/H200 about 7 minutes: tests 1-2, bench under 5 (its --budget-s stops starting new cases); the scale-out
+# On one H200, measured: 167 s (tests 50 s, bench 86 s; its --budget-s stops starting new cases); the scale-out
 # step (2+ GPUs only) adds about 2-3 minutes (not yet timed on GPUs: measured 2 minutes on 2 CPU cores with gloo).
 set -uo pipefail
 cd "$(dirname "$0")/.."

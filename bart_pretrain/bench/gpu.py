@@ -3,14 +3,14 @@
 50265-token vocabulary) at 512 source + 512 target tokens, in bf16 autocast over fp32 weights (what Lightning's
 `bf16-mixed` does), eager and `torch.compile`; beam search against `generate`; peak memory. Writes gpu.json, gpu.md.
 
-A training step is forward + backward + AdamW, as in `bench.model` (ours: `linear_cross_entropy` as training runs it;
-in eager mode also with 8x larger loss chunks, and "ours (logits)": our logits + F.cross_entropy; transformers: its
-`labels` loss). Tokens: real source + target tokens. FLOPs (`bench.model.flops`): 3 x (forward + backward) the
-forward matmul FLOPs of the real tokens, i.e. 2 per multiply-add of every projection, feed-forward and LM-head weight
-(6 x matmul parameters x tokens; embedding lookups, norms and softmax count nothing) plus attention's QK^T and AV,
-causal self-attention halved. MFU: those FLOP/s over the device's
-dense bf16 peak from NVIDIA's datasheets (PEAKS; the entry used is printed), and beside it over a bf16 matmul measured
-in the same run. Times: median of interleaved, synchronised steps after warm-up.
+A training step is forward + backward + AdamW, as in `bench.model` (ours: `linear_cross_entropy` as training runs it; in
+eager mode also with the CPU's 8x smaller loss chunks, and "ours (logits)": our logits + F.cross_entropy; transformers:
+its `labels` loss). Tokens: real source + target tokens. FLOPs (`bench.model.flops`): 3 x (forward + backward) the
+forward matmul FLOPs of the real tokens, i.e. 2 per multiply-add of every projection, feed-forward and LM-head weight (6
+x matmul parameters x tokens; embedding lookups, norms and softmax count nothing) plus attention's QK^T and AV, causal
+self-attention halved. MFU: those FLOP/s over the device's dense bf16 peak from NVIDIA's datasheets (PEAKS; the entry
+used is printed), and beside it over a bf16 matmul measured in the same run. Times: median of interleaved, synchronised
+steps after warm-up.
 
 `python -m bart_pretrain.bench gpu [--out DIR]`: under 5 minutes on one H100/H200 (`--budget-s` stops starting new
 cases). The same code on a CPU in seconds (tiny shape, 2 steps, dynamo without inductor): `... gpu --smoke`.
@@ -35,9 +35,10 @@ import yaml
 from bart_pretrain.bench.model import Batch, beam_runs, flops, hf_step, make_batch, ours_logits_step, ours_step, timed
 from bart_pretrain.hf import to_transformers
 from bart_pretrain.model import Bart, BartConfig
+from bart_pretrain.training.losses import CHUNK_ELEMENTS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-BIG_CHUNK = 1 << 26  # elements per loss chunk of the variant: 8x linear_cross_entropy's default
+CPU_CHUNK = CHUNK_ELEMENTS["cpu"]  # elements per loss chunk of the variant: the CPU's, 1/8 of the default on CUDA
 PEAK_SOURCE = "NVIDIA datasheets, dense BF16 Tensor Core TFLOP/s (half the 'with sparsity' figure)"
 PEAKS = [  # (pattern on torch.cuda.get_device_name(), table entry, dense bf16 TFLOP/s); first match wins
     (r"H100.*PCIe", "H100 PCIe", 756.0),
@@ -170,8 +171,8 @@ def train_case(shape: str, mode: str, args, device: torch.device, env: dict) -> 
     b = to_device(make_batch([S] * B, [S] * B, config.vocab_size, torch.Generator().manual_seed(0)), device)
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in (("ours", ours), ("hf", theirs))}
     steps = {"ours": lambda: ours_step(ours, opts["ours"], b)}
-    if mode == "eager":  # the loss kernel with larger chunks (its default suits CPU caches), and with no chunks
-        steps["chunks"] = lambda: ours_step(ours, opts["ours"], b, chunk_elements=BIG_CHUNK)
+    if mode == "eager":  # the loss kernel with the CPU's smaller chunks, and with no chunks (materialised logits)
+        steps["chunks"] = lambda: ours_step(ours, opts["ours"], b, chunk_elements=CPU_CHUNK)
         steps["logits"] = lambda: ours_logits_step(ours, opts["ours"], b)
     steps["hf"] = lambda: hf_step(theirs, opts["hf"], b)
     if mode == "compile":
@@ -295,7 +296,7 @@ def markdown(result: dict) -> str:
         "- tokens = real source + target tokens; FLOPs = 3 x forward matmul FLOPs (6 x matmul params x tokens + "
         "attention, causal halved); MFU = FLOP/s / peak; 'MFU (mm)' = FLOP/s / measured matmul",
         "",
-        f"| case | mode | unit | ours | ours (loss chunks 2^{BIG_CHUNK.bit_length() - 1}) | ours (logits) "
+        f"| case | mode | unit | ours | ours (loss chunks 2^{CPU_CHUNK.bit_length() - 1}) | ours (logits) "
         "| transformers (sdpa) | ratio | MFU ours / transformers | MFU (mm) ours | peak GiB ours / transformers "
         "| notes |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
