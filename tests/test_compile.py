@@ -95,12 +95,41 @@ def test_inductor_compiled_step_equals_eager(fresh_compile):
     run_and_compare([(4, 12, 10), (3, 9, 9, False)])
 
 
-def test_compile_unavailable_names_the_missing_compiler_in_one_line(monkeypatch, capsys):
+def test_compile_unavailable_names_the_missing_compiler_in_one_line(capsys):
     import torch._inductor.config as inductor
 
     from bart_pretrain.training.module import compile_unavailable
 
     assert compile_unavailable(torch.device("cpu")) is None  # this machine has gcc
-    monkeypatch.setattr(inductor.cpp, "cxx", ("no-such-compiler-anywhere",))
-    reason = compile_unavailable(torch.device("cpu"))
+    with inductor.patch({"cpp.cxx": ("no-such-compiler-anywhere",)}):  # put back as it was (compiles below use it)
+        reason = compile_unavailable(torch.device("cpu"))
     assert reason and "no C++ compiler" in reason and "\n" not in reason
+
+
+def test_a_compiled_cpu_fit_gives_the_same_embedding_gradient_every_time_with_two_threads(fresh_compile):
+    # inductor's CPU kernels add the embedding gradient with atomic adds across threads, in an order that changes
+    # from call to call (without the fit's deterministic mode these six gradients differed); one batch full of
+    # repeated tokens, six backward passes, bit-equal
+    config = BartConfig(
+        vocab_size=64, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128, dropout=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    step = Step(Bart(config).train(), compiled=True)
+    b = batch(torch.Generator().manual_seed(0), 64, 64, 64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        step.on_fit_start()
+        assert torch.are_deterministic_algorithms_enabled()
+        grads = []
+        for _ in range(6):
+            step.model.zero_grad(set_to_none=True)
+            loss, _, _ = step.token_loss(b)
+            loss.backward()
+            grads.append(step.model.shared.weight.grad.clone())
+    finally:
+        step.teardown("fit")
+        torch.set_num_threads(threads)
+    assert not torch.are_deterministic_algorithms_enabled()  # put back as it was
+    assert all(torch.equal(grads[0], g) for g in grads[1:])

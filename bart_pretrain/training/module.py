@@ -118,6 +118,21 @@ class Seq2SeqModule(pl.LightningModule):
             if reason:
                 self.compiled = False
                 self.print(f"--model.compile: torch.compile is unavailable here ({reason}); training eager")
+        if self.compiled and self.device.type == "cpu":
+            # Inductor's CPU kernels add the embedding gradient with atomic adds across threads, whose order changes
+            # from run to run: with 2+ threads the same seed gave other weights. torch's deterministic mode makes it
+            # take the eager kernel for that sum (one thread: the same bits as without it). Undone at teardown.
+            self._deterministic_before = (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+            )
+            torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def teardown(self, stage: str) -> None:
+        before = getattr(self, "_deterministic_before", None)
+        if before is not None:
+            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+            self._deterministic_before = None
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout masks as a pure function of (seed, epoch, batch, rank), not of the global RNG's history (which
