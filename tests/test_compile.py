@@ -39,13 +39,19 @@ def batch(gen: torch.Generator, B: int, S: int, T: int, padded: bool = True) -> 
     }
 
 
+def small_config(d_model: int, ffn: int, positions: int) -> BartConfig:
+    """A 1+1-layer, 2-head model over a 64-token vocabulary, without dropout."""
+    return BartConfig(
+        vocab_size=64, d_model=d_model, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_position_embeddings=positions,
+        dropout=0.0,
+    )  # fmt: skip
+
+
 def run_and_compare(shapes: list[tuple]) -> None:
     """Each batch shape through the eager and the compiled step of one model: same token and correct counts, loss and
     gradients equal within float tolerance."""
-    config = BartConfig(
-        vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=32, dropout=0.0,
-    )  # fmt: skip
+    config = small_config(d_model=16, ffn=32, positions=32)
     torch.manual_seed(0)
     eager = Step(Bart(config).train(), compiled=False)
     compiled = Step(Bart(config).train(), compiled=True)
@@ -110,10 +116,7 @@ def test_a_compiled_cpu_fit_gives_the_same_embedding_gradient_every_time_with_tw
     # inductor's CPU kernels add the embedding gradient with atomic adds across threads, in an order that changes
     # from call to call (without the fit's deterministic mode these six gradients differed); one batch full of
     # repeated tokens, six backward passes, bit-equal
-    config = BartConfig(
-        vocab_size=64, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128, dropout=0.0,
-    )  # fmt: skip
+    config = small_config(d_model=64, ffn=64, positions=128)
     torch.manual_seed(0)
     step = Step(Bart(config).train(), compiled=True)
     b = batch(torch.Generator().manual_seed(0), 64, 64, 64)
