@@ -16,6 +16,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from forked import Forked
@@ -115,29 +116,27 @@ def test_sigterm_saves_the_current_step_exits_143_and_resumes_exactly(tmp_path, 
     assert not different, f"stopped at step {saved}: weights differ from the uninterrupted run: {different[:5]}"
 
 
-def test_sigint_with_dataloader_workers_saves_and_exits_130(tmp_path):
-    config = _world(tmp_path, workers=1)  # a worker process, as a Ctrl+C reaches in a terminal
-    with Forked.cli(_cli(config)) as proc:
-        _signal_at(proc, 3, signal.SIGINT)
-        assert proc.wait(timeout=120) == 130, proc.stderr()[-3000:]
-        err = proc.stderr()
-    saved = _last(tmp_path / "run")["global_step"]
-    assert 3 <= saved < MAX_STEPS
-    assert re.search(rf"bart-pretrain pretrain: stopped by SIGINT after step {saved}: saved .*last\.ckpt", err)
-    assert "Traceback" not in err
-
-
-def test_sigterm_to_the_whole_process_group_with_workers_saves_and_exits_143(tmp_path):
-    # `timeout`, `kill -- -PGID` and schedulers that signal every process of a job reach the DataLoader workers too:
-    # torch's workers die of a SIGTERM that is not their parent's, and the run must still stop with its checkpoint
+@pytest.mark.parametrize(
+    "signum, group, code",
+    [
+        (signal.SIGINT, False, 130),  # a worker process, as a Ctrl+C reaches in a terminal
+        # `timeout`, `kill -- -PGID` and schedulers that signal every process of a job reach the DataLoader workers
+        # too: torch's workers die of a SIGTERM that is not their parent's, and the run must still stop with its
+        # checkpoint
+        (signal.SIGTERM, True, 143),
+    ],
+    ids=["sigint", "sigterm-to-the-process-group"],
+)
+def test_a_signal_with_dataloader_workers_saves_and_exits_with_its_code(tmp_path, signum, group, code):
     config = _world(tmp_path, workers=1)
-    with Forked.cli(_cli(config), own_group=True) as proc:
-        _signal_at(proc, 3, signal.SIGTERM, group=True)
-        assert proc.wait(timeout=120) == 143, proc.stderr()[-3000:]
+    with Forked.cli(_cli(config), own_group=group) as proc:
+        _signal_at(proc, 3, signum, group=group)
+        assert proc.wait(timeout=120) == code, proc.stderr()[-3000:]
         err = proc.stderr()
     saved = _last(tmp_path / "run")["global_step"]
     assert 3 <= saved < MAX_STEPS
-    assert re.search(rf"bart-pretrain pretrain: stopped by SIGTERM after step {saved}: saved .*last\.ckpt", err), err
+    name = signal.Signals(signum).name
+    assert re.search(rf"bart-pretrain pretrain: stopped by {name} after step {saved}: saved .*last\.ckpt", err), err
     assert "Traceback" not in err, err[-3000:]
 
 

@@ -54,10 +54,7 @@ class StreamingDenoisingDataset(IterableDataset):
         self.max_tokens, self.max_sentences, self.seed = max_tokens, max_sentences, int(seed)
         self.buffer_size, self.num_replicas, self.rank = buffer_size, num_replicas, rank
         self.fixed_epoch = fixed_epoch
-        self.pad_id, self.decoder_start_id = (
-            corruptor.ctx.pad_id,
-            corruptor.ctx.eos_id,
-        )  # the tokenizer's, as the map-style set
+        self.pad_id, self.decoder_start_id = corruptor.ctx.pad_id, corruptor.ctx.eos_id  # as DenoisingDataset's
         self.epoch = 0
         self.start: tuple[int, int] = (0, 0)  # (buffer, batch within it) of the next batch to produce
 

@@ -70,6 +70,7 @@ class Seq2SeqModule(pl.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self._compiled_stack = None  # torch.compile(model.stack_states), built at the first compiled training step
+        self._deterministic_before: tuple[bool, bool] | None = None  # torch's setting before a compiled CPU fit
         self._window: list[tuple[Tensor, dict]] = []  # (loss sum, tokens, correct) on device + batch id, this rank
         self._val: list[Tensor] = []
         self._last_step_time: float | None = None
@@ -129,9 +130,9 @@ class Seq2SeqModule(pl.LightningModule):
             torch.use_deterministic_algorithms(True, warn_only=True)
 
     def teardown(self, stage: str) -> None:
-        before = getattr(self, "_deterministic_before", None)
-        if before is not None:
-            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        if self._deterministic_before is not None:
+            mode, warn_only = self._deterministic_before
+            torch.use_deterministic_algorithms(mode, warn_only=warn_only)
             self._deterministic_before = None
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
