@@ -149,6 +149,22 @@ def test_train_tokenizer_reads_a_directory_and_names_the_flag_on_a_mixed_one(tmp
     )
 
 
+def test_train_tokenizer_learns_from_the_text_the_document_encoder_sees(tmp_path):
+    # Wrapped lines and runs of spaces: the encoder collapses them, so the tokenizer must be trained on the same text
+    # (trained on the raw text it would spend ids on newlines and see a word after a line break without its space).
+    raw = ["Alpha beta\ngamma delta.\n\nEpsilon  zeta\n  eta theta.", "Iota kappa\nlambda mu. Nu xi\nomicron."] * 20
+    write(tmp_path / "c.jsonl", "".join(json.dumps({"text": t}) + "\n" for t in raw).encode())
+    out = tmp_path / "tok"
+    argv = ["train-tokenizer", "--files", str(tmp_path / "c.jsonl"), "--vocab_size", "300", "--out", str(out)]
+    assert cli_main(argv) == 0
+    collapsed = [" ".join(t.split()) for t in raw]
+    assert collapsed[0] == "Alpha beta gamma delta. Epsilon zeta eta theta."
+    train_tokenizer(collapsed, 300).save(tmp_path / "expected.json")
+    assert (out / "tokenizer.json").read_text() == (tmp_path / "expected.json").read_text()
+    tok = Tokenizer.from_file(out)
+    assert [t for i in range(tok.vocab_size) if b"\n" in (t := tok.token_bytes(i))] == [b"\n"]  # the byte alone
+
+
 def test_noise_preview_reads_a_directory_gzip_and_bom_and_names_a_bad_row(corpus, tmp_path, capsys):
     tok = tmp_path / "tok.json"
     train_tokenizer(EXPECTED * 10, 300).save(tok)

@@ -41,14 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--vocab_size={args.vocab_size}: must be >= {MIN_VOCAB_SIZE}")
     if args.sentinels < 0 or args.sentinels == 1:
         raise UserError(f"--sentinels={args.sentinels}: must be 0 (no objective tokens) or >= 2")
-    from bart_pretrain.data.files import BOM, load_text_dataset
+    from bart_pretrain.data.documents import encoder_text
+    from bart_pretrain.data.files import load_text_dataset
 
     with reading_input():
         try:
             ds = load_text_dataset(args.files, text_column=args.text_column)
         except ValueError as e:
             raise UserError(f"--files: {e}") from None
-        texts = (t.removeprefix(BOM) for t in ds[args.text_column] if t)  # as the documents are tokenized
+        texts = (encoder_text(t) for t in ds[args.text_column] if t)  # the text the documents' tokens come from
         tok = train_tokenizer(texts, args.vocab_size, min_frequency=args.min_frequency, sentinels=args.sentinels)
     tok.save(args.out)
     print(f"trained on {len(ds)} documents: vocab_size={tok.vocab_size} mask_id={tok.mask_id} -> {args.out}")

@@ -90,6 +90,13 @@ def _sentence_texts(text: str) -> list[str]:
     return [s if i == 0 or glued else " " + s for i, (s, glued) in enumerate(split_sentences_glued(text))]
 
 
+def encoder_text(text: str) -> str:
+    """``text`` as the document encoder hands it to the tokenizer: its sentences, whitespace collapsed to single
+    spaces, a byte-order mark dropped. A tokenizer trained on these texts learns the merges the documents use (no
+    newline merges, and a word after a line break keeps the space before it)."""
+    return "".join(_sentence_texts(text))
+
+
 PIECE_CHARS = 4096  # the tokenizer sees at most this many characters at once (see _encode_sentences)
 
 
